@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "ctdb_native",
+      "sources": ["<!@(find native -name '*.cc' -not -path 'native/helpers/*' | sort)"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++20", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}
