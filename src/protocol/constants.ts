@@ -1,0 +1,323 @@
+// Numeric constants of the CTDB 4.17 wire protocol (values from ctdb/protocol/protocol.h).
+
+/** "CTDB" read as a little-endian u32. */
+export const CTDB_MAGIC = 0x43544442;
+export const CTDB_PROTOCOL = 1;
+export const HEADER_SIZE = 32;
+/** Packets are padded to this multiple (the length field carries the padded size). */
+export const CTDB_DS_ALIGNMENT = 8;
+/** Samba version carried in keepalives: (major << 16) | minor of 4.17. */
+export const KEEPALIVE_VERSION = 0x00040011;
+
+export enum Operation {
+  REQ_CALL = 0,
+  REPLY_CALL = 1,
+  REQ_DMASTER = 2,
+  REPLY_DMASTER = 3,
+  REPLY_ERROR = 4,
+  REQ_MESSAGE = 5,
+  REQ_CONTROL = 7,
+  REPLY_CONTROL = 8,
+  REQ_KEEPALIVE = 9,
+  REQ_TUNNEL = 10,
+}
+
+/** Every opcode of CTDB 4.17 (gaps are opcodes removed upstream). */
+export enum ControlCode {
+  PROCESS_EXISTS = 0,
+  STATISTICS = 1,
+  PING = 3,
+  GETDBPATH = 4,
+  GETVNNMAP = 5,
+  SETVNNMAP = 6,
+  GET_DEBUG = 7,
+  SET_DEBUG = 8,
+  GET_DBMAP = 9,
+  GET_NODEMAPv4 = 10,
+  SET_DMASTER = 11,
+  PULL_DB = 13,
+  PUSH_DB = 14,
+  GET_RECMODE = 15,
+  SET_RECMODE = 16,
+  STATISTICS_RESET = 17,
+  DB_ATTACH = 18,
+  SET_CALL = 19,
+  TRAVERSE_START = 20,
+  TRAVERSE_ALL = 21,
+  TRAVERSE_DATA = 22,
+  REGISTER_SRVID = 23,
+  DEREGISTER_SRVID = 24,
+  GET_DBNAME = 25,
+  ENABLE_SEQNUM = 26,
+  UPDATE_SEQNUM = 27,
+  DUMP_MEMORY = 29,
+  GET_PID = 30,
+  GET_RECMASTER = 31,
+  SET_RECMASTER = 32,
+  FREEZE = 33,
+  THAW = 34,
+  GET_PNN = 35,
+  SHUTDOWN = 36,
+  GET_MONMODE = 37,
+  TAKEOVER_IPv4 = 42,
+  RELEASE_IPv4 = 43,
+  TCP_CLIENT = 44,
+  TCP_ADD = 45,
+  TCP_REMOVE = 46,
+  STARTUP = 47,
+  SET_TUNABLE = 48,
+  GET_TUNABLE = 49,
+  LIST_TUNABLES = 50,
+  GET_PUBLIC_IPSv4 = 51,
+  MODIFY_FLAGS = 52,
+  GET_ALL_TUNABLES = 53,
+  KILL_TCP = 54,
+  GET_TCP_TICKLE_LIST = 55,
+  SET_TCP_TICKLE_LIST = 56,
+  REGISTER_SERVER_ID = 57,
+  UNREGISTER_SERVER_ID = 58,
+  CHECK_SERVER_ID = 59,
+  GET_SERVER_ID_LIST = 60,
+  DB_ATTACH_PERSISTENT = 61,
+  PERSISTENT_STORE = 62,
+  UPDATE_RECORD = 63,
+  SEND_GRATUITOUS_ARP = 64,
+  TRANSACTION_START = 65,
+  TRANSACTION_COMMIT = 66,
+  WIPE_DATABASE = 67,
+  UPTIME = 69,
+  START_RECOVERY = 70,
+  END_RECOVERY = 71,
+  RELOAD_NODES_FILE = 72,
+  TRY_DELETE_RECORDS = 74,
+  ENABLE_MONITOR = 75,
+  DISABLE_MONITOR = 76,
+  ADD_PUBLIC_IP = 77,
+  DEL_PUBLIC_IP = 78,
+  RUN_EVENTSCRIPTS = 79,
+  GET_CAPABILITIES = 80,
+  START_PERSISTENT_UPDATE = 81,
+  CANCEL_PERSISTENT_UPDATE = 82,
+  TRANS2_COMMIT = 83,
+  TRANS2_FINISHED = 84,
+  TRANS2_ERROR = 85,
+  TRANS2_COMMIT_RETRY = 86,
+  RECD_PING = 87,
+  RELEASE_IP = 88,
+  TAKEOVER_IP = 89,
+  GET_PUBLIC_IPS = 90,
+  GET_NODEMAP = 91,
+  GET_EVENT_SCRIPT_STATUS = 96,
+  TRAVERSE_KILL = 97,
+  RECD_RECLOCK_LATENCY = 98,
+  GET_RECLOCK_FILE = 99,
+  SET_RECLOCK_FILE = 100,
+  STOP_NODE = 101,
+  CONTINUE_NODE = 102,
+  SET_NATGWSTATE = 103,
+  SET_LMASTERROLE = 104,
+  SET_RECMASTERROLE = 105,
+  ENABLE_SCRIPT = 107,
+  DISABLE_SCRIPT = 108,
+  SET_BAN_STATE = 109,
+  GET_BAN_STATE = 110,
+  SET_DB_PRIORITY = 111,
+  GET_DB_PRIORITY = 112,
+  TRANSACTION_CANCEL = 113,
+  REGISTER_NOTIFY = 114,
+  DEREGISTER_NOTIFY = 115,
+  TRANS2_ACTIVE = 116,
+  GET_LOG = 117,
+  CLEAR_LOG = 118,
+  TRANS3_COMMIT = 119,
+  GET_DB_SEQNUM = 120,
+  DB_SET_HEALTHY = 121,
+  DB_GET_HEALTH = 122,
+  GET_PUBLIC_IP_INFO = 123,
+  GET_IFACES = 124,
+  SET_IFACE_LINK_STATE = 125,
+  TCP_ADD_DELAYED_UPDATE = 126,
+  GET_STAT_HISTORY = 127,
+  SCHEDULE_FOR_DELETION = 128,
+  SET_DB_READONLY = 129,
+  CHECK_SRVIDS = 130,
+  TRAVERSE_START_EXT = 131,
+  GET_DB_STATISTICS = 132,
+  SET_DB_STICKY = 133,
+  RELOAD_PUBLIC_IPS = 134,
+  TRAVERSE_ALL_EXT = 135,
+  RECEIVE_RECORDS = 136,
+  IPREALLOCATED = 137,
+  GET_RUNSTATE = 138,
+  DB_DETACH = 139,
+  GET_NODES_FILE = 140,
+  DB_FREEZE = 141,
+  DB_THAW = 142,
+  DB_TRANSACTION_START = 143,
+  DB_TRANSACTION_COMMIT = 144,
+  DB_TRANSACTION_CANCEL = 145,
+  DB_PULL = 146,
+  DB_PUSH_START = 147,
+  DB_PUSH_CONFIRM = 148,
+  DB_OPEN_FLAGS = 149,
+  DB_ATTACH_REPLICATED = 150,
+  CHECK_PID_SRVID = 151,
+  TUNNEL_REGISTER = 152,
+  TUNNEL_DEREGISTER = 153,
+  VACUUM_FETCH = 154,
+  DB_VACUUM = 155,
+  ECHO_DATA = 156,
+  DISABLE_NODE = 157,
+  ENABLE_NODE = 158,
+}
+
+/** Special destination / source node numbers. */
+export const Pnn = {
+  CURRENT_NODE: 0xf0000001,
+  BROADCAST_ALL: 0xf0000002,
+  BROADCAST_ACTIVE: 0xf0000003,
+  BROADCAST_CONNECTED: 0xf0000004,
+  MULTICAST: 0xf0000005,
+  UNKNOWN: 0xffffffff,
+} as const;
+
+export const NodeFlag = {
+  DISCONNECTED: 0x01,
+  UNHEALTHY: 0x02,
+  PERMANENTLY_DISABLED: 0x04,
+  BANNED: 0x08,
+  DELETED: 0x10,
+  STOPPED: 0x20,
+  DISABLED: 0x06,
+  INACTIVE: 0x39,
+} as const;
+
+export const Capability = {
+  RECMASTER: 0x1,
+  LMASTER: 0x2,
+  LVS: 0x4,
+  NATGW: 0x8,
+  PARALLEL_RECOVERY: 0x10000,
+  FRAGMENTED_CONTROLS: 0x20000,
+  DEFAULT: 0x30003,
+} as const;
+
+/** ctdb_dbid.flags */
+export const DbFlag = {
+  PERSISTENT: 0x1,
+  READONLY: 0x2,
+  STICKY: 0x4,
+  REPLICATED: 0x8,
+} as const;
+
+export enum RecMode {
+  NORMAL = 0,
+  ACTIVE = 1,
+}
+
+/** The vnnmap generation that means "no valid map"; real generations are random and never 1. */
+export const INVALID_GENERATION = 1;
+/** pulldb_ext.lmaster meaning "records of every lmaster". */
+export const LMASTER_ANY = 0xffffffff;
+
+export enum Runstate {
+  UNKNOWN = 0,
+  INIT = 1,
+  SETUP = 2,
+  FIRST_RECOVERY = 3,
+  STARTUP = 4,
+  RUNNING = 5,
+  SHUTDOWN = 6,
+}
+
+/** The name `ctdb runstate` prints ("UNKNOWN" for values outside the enum). */
+export function runstateName(state: number): string {
+  return Runstate[state] ?? 'UNKNOWN';
+}
+
+export enum DebugLevel {
+  ERROR = 0,
+  WARNING = 1,
+  NOTICE = 3,
+  INFO = 5,
+  DEBUG = 10,
+}
+
+/** REQ_CONTROL.flags; the upper 16 bits are opcode specific. */
+export const ControlFlag = {
+  NOREPLY: 0x1,
+  OPCODE_SPECIFIC: 0xffff0000,
+  GET_PUBLIC_IPS_AVAILABLE: 0x10000,
+  ATTACH_RECOVERY: 0x20000,
+} as const;
+
+/** ltdb_header.flags of a record. */
+export const LtdbFlag = {
+  MIGRATED_WITH_DATA: 0x00010000,
+  VACUUM_MIGRATED: 0x00020000,
+  AUTOMATIC: 0x00040000,
+  RO_HAVE_DELEGATIONS: 0x01000000,
+  RO_HAVE_READONLY: 0x02000000,
+  RO_REVOKING_READONLY: 0x04000000,
+  RO_REVOKE_COMPLETE: 0x08000000,
+  RO_FLAGS: 0x0f000000,
+} as const;
+
+/** REQ_CALL.flags */
+export const CallFlag = {
+  IMMEDIATE_MIGRATION: 0x1,
+  VACUUM_MIGRATION: 0x2,
+  WANT_READONLY: 0x4,
+} as const;
+
+export const CallId = {
+  NULL_FUNC: 0xff000001,
+  FETCH_FUNC: 0xff000002,
+  FETCH_WITH_HEADER_FUNC: 0xff000003,
+} as const;
+
+/** REQ_TUNNEL.flags */
+export const TunnelFlag = {
+  REQUEST: 0x1,
+  REPLY: 0x2,
+  NOREPLY: 0x10,
+} as const;
+
+/** Message addresses (u64). The *_RANGE values are the top-8-bit bases of reserved ranges. */
+export const Srvid = {
+  ALL: 0xffffffffffffffffn,
+  RECOVERY: 0xf001000000000000n,
+  BANNING: 0xf002000000000000n,
+  ELECTION: 0xf100000000000000n,
+  LEADER: 0xf101000000000000n,
+  RECONFIGURE: 0xf200000000000000n,
+  RELEASE_IP: 0xf300000000000000n,
+  TAKE_IP: 0xf301000000000000n,
+  SET_NODE_FLAGS: 0xf400000000000000n,
+  RECD_UPDATE_IP: 0xf500000000000000n,
+  VACUUM_FETCH: 0xf700000000000000n,
+  DETACH_DATABASE: 0xf701000000000000n,
+  MEM_DUMP: 0xf800000000000000n,
+  GETLOG: 0xf801000000000000n,
+  CLEARLOG: 0xf802000000000000n,
+  PUSH_NODE_FLAGS: 0xf900000000000000n,
+  RELOAD_NODES: 0xfa00000000000000n,
+  TAKEOVER_RUN: 0xfb00000000000000n,
+  REBALANCE_NODE: 0xfb01000000000000n,
+  DISABLE_TAKEOVER_RUNS: 0xfb03000000000000n,
+  DISABLE_RECOVERIES: 0xfb04000000000000n,
+  DISABLE_IP_CHECK: 0xfc00000000000000n,
+  PID_RANGE: 0x0000000000000000n,
+  SAMBA_NOTIFY: 0xfe00000000000000n,
+  SAMBA_RANGE: 0xfe00000000000000n,
+  NOTIFY_PROXY: 0xfe00000000000001n,
+  SAMBA_PROCESS: 0xfe00000000000002n,
+  NFSD_RANGE: 0xee00000000000000n,
+  ISCSID_RANGE: 0xde00000000000000n,
+  TOOL_RANGE: 0xce00000000000000n,
+  CLIENT_RANGE: 0xbe00000000000000n,
+  TEST_RANGE: 0xae00000000000000n,
+} as const;
+
+/** Persistent databases keep their sequence number under this key (stored with a trailing NUL). */
+export const DB_SEQNUM_KEY = '__db_sequence_number__';

@@ -1,0 +1,287 @@
+// The 32-byte header and the ten packet kinds (ctdb/protocol/protocol_{header,call,message,control,
+// keepalive,tunnel}.c). Bodies are fixed fields, then u32 lengths, then the variable parts in that order.
+import { type Codec, type FieldList, i32, need, pad, struct, u32, u64 } from './codec';
+import { CTDB_DS_ALIGNMENT, CTDB_MAGIC, CTDB_PROTOCOL, HEADER_SIZE, Operation } from './constants';
+import { ProtocolError } from './errors';
+
+export interface Header {
+  /** Total packet size including the header (encodePacket writes the padded size). */
+  length: number;
+  magic: number;
+  version: number;
+  /** Sender's vnnmap generation (clients send 0). */
+  generation: number;
+  operation: Operation;
+  destnode: number;
+  srcnode: number;
+  reqid: number;
+}
+
+interface Body<Op extends Operation> {
+  header: Header & { operation: Op };
+}
+
+export interface ReqCall extends Body<Operation.REQ_CALL> {
+  flags: number;
+  dbId: number;
+  callId: number;
+  hopcount: number;
+  key: Buffer;
+  callData: Buffer;
+}
+
+export interface ReplyCall extends Body<Operation.REPLY_CALL> {
+  status: number;
+  data: Buffer;
+}
+
+export interface ReqDmaster extends Body<Operation.REQ_DMASTER> {
+  dbId: number;
+  rsn: bigint;
+  dmaster: number;
+  key: Buffer;
+  data: Buffer;
+  /** ltdb record flags, sent after the data and not counted in its length. */
+  recordFlags: number;
+}
+
+export interface ReplyDmaster extends Body<Operation.REPLY_DMASTER> {
+  dbId: number;
+  rsn: bigint;
+  key: Buffer;
+  data: Buffer;
+  recordFlags: number;
+}
+
+export interface ReplyError extends Body<Operation.REPLY_ERROR> {
+  status: number;
+  msg: Buffer;
+}
+
+export interface ReqMessage extends Body<Operation.REQ_MESSAGE> {
+  srvid: bigint;
+  data: Buffer;
+}
+
+export interface ReqControl extends Body<Operation.REQ_CONTROL> {
+  opcode: number;
+  srvid: bigint;
+  clientId: number;
+  flags: number;
+  data: Buffer;
+}
+
+export interface ReplyControl extends Body<Operation.REPLY_CONTROL> {
+  status: number;
+  data: Buffer;
+  /** Sent without a terminating NUL; a trailing NUL (client library style) is dropped on decode. */
+  errorMessage: string | null;
+}
+
+export interface ReqKeepalive extends Body<Operation.REQ_KEEPALIVE> {
+  version: number;
+  /** Seconds since the sender started. */
+  uptime: number;
+  /** The pre-4.x keepalive: a bare 32-byte header (version and uptime read as 0). */
+  headerOnly?: true;
+}
+
+export interface ReqTunnel extends Body<Operation.REQ_TUNNEL> {
+  tunnelId: bigint;
+  flags: number;
+  data: Buffer;
+}
+
+export type Packet = ReqCall | ReplyCall | ReqDmaster | ReplyDmaster | ReplyError | ReqMessage | ReqControl | ReplyControl | ReqKeepalive | ReqTunnel;
+
+export type PacketOf<Op extends Operation> = Extract<Packet, { header: { operation: Op } }>;
+
+/** A packet without its header: what the body codecs read and write. */
+type BodyOf<P extends Packet> = Omit<P, 'header'>;
+
+const headerCodec = struct<Header>('ctdb_req_header', [
+  ['length', u32],
+  ['magic', u32],
+  ['version', u32],
+  ['generation', u32],
+  ['operation', u32],
+  ['destnode', u32],
+  ['srcnode', u32],
+  ['reqid', u32],
+]);
+
+/** How one variable-length part travels: its length in the length block, its bytes after it. */
+interface VarPart<T> {
+  byteLength(v: T): number;
+  write(v: T, buf: Buffer, off: number): void;
+  read(buf: Buffer, start: number, end: number): T;
+}
+
+const rawPart: VarPart<Buffer> = {
+  byteLength: (v) => v.length,
+  write: (v, buf, off) => void v.copy(buf, off),
+  read: (buf, start, end) => buf.subarray(start, end),
+};
+
+/** Text without a NUL on the wire; zero length = null. */
+const textPart: VarPart<string | null> = {
+  byteLength: (v) => (v === null ? 0 : Buffer.byteLength(v)),
+  write: (v, buf, off) => void (v !== null && buf.write(v, off, 'utf8')),
+  read(buf, start, end) {
+    if (end === start) return null;
+    const nul = buf.indexOf(0, start);
+    return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
+  },
+};
+
+type VarParts<T> = ReadonlyArray<{ [K in keyof T]-?: readonly [K, VarPart<T[K]>] }[keyof T]>;
+
+/**
+ * A packet body: fixed fields, a u32 length per variable part, the variable parts, then fixed trailer
+ * fields (REQ/REPLY_DMASTER put the record flags after the data).
+ */
+function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail: FieldList<T> = []): Codec<T> {
+  const headCodec = struct<T>(name, head);
+  const tailCodec = struct<T>(name, tail);
+  const fixedLen = (headCodec.fixedSize as number) + 4 * parts.length + (tailCodec.fixedSize as number);
+  return {
+    size: (v) => fixedLen + parts.reduce((n, [k, p]) => n + p.byteLength(v[k]), 0),
+    push(v, buf, off) {
+      let at = off + headCodec.push(v, buf, off);
+      const lens = parts.map(([k, p]) => p.byteLength(v[k]));
+      for (const len of lens) at += u32.push(len, buf, at);
+      parts.forEach(([k, p], i) => {
+        p.write(v[k], buf, at);
+        at += lens[i];
+      });
+      return at + tailCodec.push(v, buf, at) - off;
+    },
+    pull(buf, off, end) {
+      const head = headCodec.pull(buf, off, end);
+      let at = off + head.size;
+      need(name, fixedLen - head.size, at, end);
+      const lens = parts.map((_, i) => buf.readUInt32LE(at + 4 * i));
+      at += 4 * parts.length;
+      const total = lens.reduce((a, b) => a + b, 0);
+      if (end - at < total + (tailCodec.fixedSize as number)) {
+        throw new ProtocolError(`truncated ${name}: need ${at - off + total + (tailCodec.fixedSize as number)} bytes, have ${end - off}`);
+      }
+      const out = head.value as Record<keyof T, unknown>;
+      parts.forEach(([k, p], i) => {
+        out[k] = p.read(buf, at, at + lens[i]);
+        at += lens[i];
+      });
+      const tail = tailCodec.pull(buf, at, end);
+      Object.assign(out, tail.value);
+      return { value: out as T, size: at + tail.size - off };
+    },
+  };
+}
+
+const bodyCodecs: { [Op in Operation]: Codec<BodyOf<PacketOf<Op>>> } = {
+  [Operation.REQ_CALL]: bodyCodec<BodyOf<ReqCall>>(
+    'REQ_CALL',
+    [['flags', u32], ['dbId', u32], ['callId', u32], ['hopcount', u32]],
+    [['key', rawPart], ['callData', rawPart]],
+  ),
+  [Operation.REPLY_CALL]: bodyCodec<BodyOf<ReplyCall>>('REPLY_CALL', [['status', i32]], [['data', rawPart]]),
+  [Operation.REQ_DMASTER]: bodyCodec<BodyOf<ReqDmaster>>(
+    'REQ_DMASTER',
+    [['dbId', u32], pad(4), ['rsn', u64], ['dmaster', u32]],
+    [['key', rawPart], ['data', rawPart]],
+    [['recordFlags', u32]],
+  ),
+  [Operation.REPLY_DMASTER]: bodyCodec<BodyOf<ReplyDmaster>>(
+    'REPLY_DMASTER',
+    [['dbId', u32], pad(4), ['rsn', u64]],
+    [['key', rawPart], ['data', rawPart]],
+    [['recordFlags', u32]],
+  ),
+  [Operation.REPLY_ERROR]: bodyCodec<BodyOf<ReplyError>>('REPLY_ERROR', [['status', i32]], [['msg', rawPart]]),
+  [Operation.REQ_MESSAGE]: bodyCodec<BodyOf<ReqMessage>>('REQ_MESSAGE', [['srvid', u64]], [['data', rawPart]]),
+  [Operation.REQ_CONTROL]: bodyCodec<BodyOf<ReqControl>>(
+    'REQ_CONTROL',
+    [['opcode', u32], pad(4), ['srvid', u64], ['clientId', u32], ['flags', u32]],
+    [['data', rawPart]],
+  ),
+  [Operation.REPLY_CONTROL]: bodyCodec<BodyOf<ReplyControl>>(
+    'REPLY_CONTROL',
+    [['status', i32]],
+    [['data', rawPart], ['errorMessage', textPart]],
+  ),
+  [Operation.REQ_KEEPALIVE]: struct<BodyOf<ReqKeepalive>>('REQ_KEEPALIVE', [['version', u32], ['uptime', u32]]),
+  [Operation.REQ_TUNNEL]: bodyCodec<BodyOf<ReqTunnel>>('REQ_TUNNEL', [['tunnelId', u64], ['flags', u32]], [['data', rawPart]]),
+};
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+/** Reads the header fields without validating them (needs 32 bytes). */
+export function decodeHeader(buf: Buffer): Header {
+  if (buf.length < HEADER_SIZE) {
+    throw new ProtocolError(`truncated header: need ${HEADER_SIZE} bytes, have ${buf.length}`);
+  }
+  return headerCodec.pull(buf, 0, HEADER_SIZE).value;
+}
+
+/** A header with the constant fields filled in (length is computed by encodePacket). */
+export function makeHeader<Op extends Operation>(
+  operation: Op,
+  fields: Partial<Omit<Header, 'operation'>> & Pick<Header, 'destnode' | 'srcnode' | 'reqid'>,
+): Header & { operation: Op } {
+  return { length: 0, magic: CTDB_MAGIC, version: CTDB_PROTOCOL, generation: 0, ...fields, operation };
+}
+
+/**
+ * Decodes one packet. The length field may exceed the body (padding is ignored) but not the buffer;
+ * smbd sends unpadded packets, so any length >= 32 is accepted.
+ */
+export function decodePacket(buf: Buffer): Packet {
+  const header = decodeHeader(buf);
+  if (header.length < HEADER_SIZE) throw new ProtocolError(`bad length ${header.length}: shorter than the header`);
+  if (header.length > buf.length) throw new ProtocolError(`truncated packet: length field says ${header.length} bytes, have ${buf.length}`);
+  if (header.magic !== CTDB_MAGIC) throw new ProtocolError(`bad magic ${hex(header.magic)}`);
+  if (header.version !== CTDB_PROTOCOL) throw new ProtocolError(`bad protocol version ${header.version}`);
+  const codec = bodyCodecs[header.operation as Operation] as Codec<BodyOf<Packet>> | undefined;
+  if (codec === undefined) throw new ProtocolError(`unknown operation ${header.operation}`);
+  if (header.operation === Operation.REQ_KEEPALIVE && header.length === HEADER_SIZE) {
+    return { header: header as ReqKeepalive['header'], version: 0, uptime: 0, headerOnly: true };
+  }
+  const body = codec.pull(buf, HEADER_SIZE, header.length).value;
+  return { header, ...body } as Packet;
+}
+
+/** Size of the encoded packet before padding. */
+function unpaddedSize(p: Packet): number {
+  if (p.header.operation === Operation.REQ_KEEPALIVE && (p as ReqKeepalive).headerOnly) return HEADER_SIZE;
+  const codec = bodyCodecs[p.header.operation] as Codec<Packet>;
+  return HEADER_SIZE + codec.size(p);
+}
+
+/** Encodes a packet zero-padded to CTDB_DS_ALIGNMENT, with the padded size in the length field. */
+export function encodePacket(p: Packet): Buffer {
+  const size = unpaddedSize(p);
+  const padded = Math.ceil(size / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
+  const buf = Buffer.alloc(padded);
+  headerCodec.push({ ...p.header, length: padded }, buf, 0);
+  if (size > HEADER_SIZE) (bodyCodecs[p.header.operation] as Codec<Packet>).push(p, buf, HEADER_SIZE);
+  return buf;
+}
+
+export interface HeaderRewrite {
+  destnode?: number;
+  srcnode?: number;
+  generation?: number;
+  reqid?: number;
+}
+
+const headerFieldOffsets: Record<keyof HeaderRewrite, number> = { generation: 12, destnode: 20, srcnode: 24, reqid: 28 };
+
+/** Rewrites header fields of an encoded packet in place (forwarding without re-encoding). */
+export function writeHeaderFields(buf: Buffer, fields: HeaderRewrite): void {
+  if (buf.length < HEADER_SIZE) throw new ProtocolError(`truncated header: need ${HEADER_SIZE} bytes, have ${buf.length}`);
+  for (const [name, value] of Object.entries(fields) as Array<[keyof HeaderRewrite, number | undefined]>) {
+    if (value !== undefined) buf.writeUInt32LE(value, headerFieldOffsets[name]);
+  }
+}
