@@ -1,0 +1,77 @@
+// This node's view of the cluster: every node of the nodes file with its flags and
+// capabilities, plus the vnn map, recovery mode and runstate that controls report.
+import { Capability, INVALID_GENERATION, NodeFlag, RecMode, Runstate } from '../protocol';
+import type { NodeEntry } from '../config/nodes';
+
+export interface ClusterNode {
+  readonly pnn: number;
+  address: string;
+  deleted: boolean;
+  flags: number;
+  /** Capabilities as last reported by the node (own node: our own). */
+  capabilities: number;
+}
+
+export interface VnnMap {
+  generation: number;
+  map: number[];
+}
+
+export class NodeState {
+  readonly nodes: ClusterNode[];
+  recMode: RecMode = RecMode.ACTIVE;
+  runstate: Runstate = Runstate.INIT;
+  vnnMap: VnnMap;
+  capabilities: number;
+  /** Leader as last announced by a SRVID_LEADER broadcast (UNKNOWN until one arrives). */
+  leader: number;
+
+  constructor(
+    entries: readonly NodeEntry[],
+    readonly pnn: number,
+    capabilities: number,
+    unknownPnn: number,
+  ) {
+    this.nodes = entries.map((e) => ({
+      pnn: e.pnn,
+      address: e.address,
+      deleted: e.deleted,
+      // Every node starts unhealthy; peers also disconnected until the transport is up.
+      flags: e.deleted ? NodeFlag.DELETED : NodeFlag.UNHEALTHY | (e.pnn === pnn ? 0 : NodeFlag.DISCONNECTED),
+      capabilities: e.pnn === pnn ? capabilities : Capability.DEFAULT,
+    }));
+    this.capabilities = capabilities;
+    this.leader = unknownPnn;
+    this.vnnMap = { generation: INVALID_GENERATION, map: this.nodes.filter((n) => !n.deleted).map((n) => n.pnn) };
+  }
+
+  get self(): ClusterNode {
+    return this.nodes[this.pnn];
+  }
+
+  node(pnn: number): ClusterNode | undefined {
+    return this.nodes[pnn];
+  }
+
+  isConnected(pnn: number): boolean {
+    const n = this.nodes[pnn];
+    return n !== undefined && (n.flags & (NodeFlag.DISCONNECTED | NodeFlag.DELETED)) === 0;
+  }
+
+  isActive(pnn: number): boolean {
+    const n = this.nodes[pnn];
+    return n !== undefined && (n.flags & NodeFlag.INACTIVE) === 0;
+  }
+
+  /** Sets flags of a node; returns the old flags. */
+  setFlags(pnn: number, flags: number): number {
+    const n = this.nodes[pnn];
+    const old = n.flags;
+    n.flags = flags;
+    return old;
+  }
+
+  connectedPeers(): number[] {
+    return this.nodes.filter((n) => n.pnn !== this.pnn && this.isConnected(n.pnn)).map((n) => n.pnn);
+  }
+}

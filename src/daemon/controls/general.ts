@@ -1,0 +1,61 @@
+// Identity, liveness, tunables, debug level and statistics controls.
+import { ControlCode, DebugLevel } from '../../protocol';
+import { memoryReport } from '../memory-report';
+import type { HandlerTable } from './types';
+import { OK } from './types';
+
+export const generalControls: HandlerTable = {
+  [ControlCode.GET_PNN]: (_req, { daemon }) => ({ status: daemon.pnn }),
+  [ControlCode.GET_PID]: () => ({ status: process.pid }),
+  [ControlCode.PING]: (_req, { daemon }) => ({ status: daemon.clients.size }),
+  [ControlCode.GET_RUNSTATE]: (_req, { daemon }) => ({ reply: daemon.state.runstate }),
+  [ControlCode.GET_CAPABILITIES]: (_req, { daemon }) => ({ reply: daemon.state.capabilities }),
+  [ControlCode.UPTIME]: (_req, { daemon }) => ({
+    reply: {
+      currentTime: timeval(new Date()),
+      ctdbdStartTime: timeval(daemon.startWallClock),
+      lastRecoveryStarted: timeval(daemon.lastRecoveryStarted),
+      lastRecoveryFinished: timeval(daemon.lastRecoveryFinished),
+    },
+  }),
+  [ControlCode.GET_DEBUG]: (_req, { daemon }) => ({ reply: daemon.logger.level }),
+  [ControlCode.SET_DEBUG]: (level, { daemon }) => {
+    daemon.logger.level = level as DebugLevel;
+    return OK;
+  },
+  [ControlCode.DUMP_MEMORY]: () => ({ reply: memoryReport() }),
+  [ControlCode.GET_RECLOCK_FILE]: (_req, { daemon }) => ({ reply: daemon.config.cluster.clusterLock }),
+  [ControlCode.STATISTICS]: (_req, { daemon }) => ({ reply: daemon.stats.snapshot(daemon.liveState()) }),
+  [ControlCode.STATISTICS_RESET]: (_req, { daemon }) => {
+    daemon.stats.reset();
+    return OK;
+  },
+  [ControlCode.GET_STAT_HISTORY]: (_req, { daemon }) => ({ reply: daemon.stats.history() }),
+  [ControlCode.LIST_TUNABLES]: (_req, { daemon }) => ({ reply: daemon.tunables.listNames() }),
+  [ControlCode.GET_TUNABLE]: (name, { daemon }) => {
+    const value = name === null ? undefined : daemon.tunables.get(name);
+    return value === undefined ? { error: `unknown tunable ${name ?? ''}` } : { reply: value };
+  },
+  [ControlCode.SET_TUNABLE]: ({ name, value }, { daemon }) => {
+    switch (daemon.tunables.set(name ?? '', value)) {
+      case 'ok':
+        return OK;
+      case 'obsolete':
+        return { status: 1 };
+      default:
+        return { error: `unknown tunable ${name ?? ''}` };
+    }
+  },
+  [ControlCode.GET_ALL_TUNABLES]: (_req, { daemon }) => ({ reply: daemon.tunables.toWireArray() }),
+  [ControlCode.SHUTDOWN]: (_req, { daemon }) => {
+    // Reply (if any was asked for) first, then stop.
+    setImmediate(() => daemon.shutdown('shutdown control received'));
+    return OK;
+  },
+};
+
+function timeval(d: Date | null) {
+  if (d === null) return { sec: 0, usec: 0 };
+  const ms = d.getTime();
+  return { sec: Math.floor(ms / 1000), usec: (ms % 1000) * 1000 };
+}

@@ -1,0 +1,93 @@
+// Node map, vnn map, recovery mode and this node's administrative state
+// (stop/continue, disable/enable, ban, roles).
+import { Capability, ControlCode, NodeFlag, RecMode } from '../../protocol';
+import type { NodeAndFlags } from '../../protocol';
+import { loadNodesFile } from '../../config/nodes';
+import type { ClusterNode } from '../../cluster/node-state';
+import { CTDB_PORT } from '../../cluster/peer-links';
+import type { Daemon } from '../daemon';
+import type { HandlerTable } from './types';
+import { OK } from './types';
+
+export const nodeControls: HandlerTable = {
+  [ControlCode.GET_NODEMAP]: (_req, { daemon }) => ({ reply: daemon.state.nodes.map(nodeAndFlags) }),
+  [ControlCode.GET_NODES_FILE]: (_req, { daemon }) => ({
+    reply: loadNodesFile(daemon.paths.nodesFile).map((e) =>
+      nodeAndFlags({ pnn: e.pnn, address: e.address, deleted: e.deleted, flags: e.deleted ? NodeFlag.DELETED : 0, capabilities: 0 }),
+    ),
+  }),
+  [ControlCode.GETVNNMAP]: (_req, { daemon }) => ({ reply: daemon.state.vnnMap }),
+  [ControlCode.SETVNNMAP]: (map, { daemon }) => {
+    if (daemon.state.recMode !== RecMode.ACTIVE) return { error: 'Attempt to set vnnmap when not in recovery' };
+    daemon.state.vnnMap = { generation: map.generation, map: [...map.map] };
+    return OK;
+  },
+  [ControlCode.GET_RECMODE]: (_req, { daemon }) => ({ status: daemon.state.recMode }),
+  [ControlCode.SET_RECMODE]: (mode, { daemon }) => {
+    if (mode !== RecMode.NORMAL && mode !== RecMode.ACTIVE) return { error: `invalid recovery mode ${mode}` };
+    if (mode !== daemon.state.recMode) {
+      daemon.logger.notice(`Recovery mode set to ${RecMode[mode]}`);
+      daemon.state.recMode = mode;
+    }
+    return OK;
+  },
+  [ControlCode.START_RECOVERY]: (_req, { daemon }) => {
+    daemon.lastRecoveryStarted = new Date();
+    daemon.stats.counters.numRecoveries++;
+    return OK;
+  },
+  [ControlCode.END_RECOVERY]: (_req, { daemon }) => {
+    daemon.recoveryEnded();
+    return OK;
+  },
+  [ControlCode.MODIFY_FLAGS]: ({ pnn, newFlags }, { daemon }) => {
+    // Our own flags are ours; DISCONNECTED is what our own transport sees.
+    if (pnn === daemon.pnn) return OK;
+    const node = daemon.state.node(pnn);
+    if (node === undefined) return { error: `Node ${pnn} is invalid` };
+    if ((node.flags & NodeFlag.DISCONNECTED) !== 0) return OK;
+    const flags = (node.flags & NodeFlag.DISCONNECTED) | (newFlags & ~NodeFlag.DISCONNECTED);
+    if (flags !== node.flags) {
+      daemon.logger.notice(`Node ${pnn} has changed flags - 0x${node.flags.toString(16)} -> 0x${flags.toString(16)}`);
+      daemon.state.setFlags(pnn, flags);
+      daemon.recoverd.requestRecovery();
+    }
+    return OK;
+  },
+  [ControlCode.STOP_NODE]: (_req, { daemon }) => changeOwnFlags(daemon, 'Stopping node', NodeFlag.STOPPED, 0),
+  [ControlCode.CONTINUE_NODE]: (_req, { daemon }) => changeOwnFlags(daemon, 'Continue node', 0, NodeFlag.STOPPED),
+  [ControlCode.DISABLE_NODE]: (_req, { daemon }) => changeOwnFlags(daemon, 'Disable node', NodeFlag.PERMANENTLY_DISABLED, 0),
+  [ControlCode.ENABLE_NODE]: (_req, { daemon }) => changeOwnFlags(daemon, 'Enable node', 0, NodeFlag.PERMANENTLY_DISABLED),
+  [ControlCode.SET_BAN_STATE]: ({ pnn, time }, { daemon }) => {
+    if (pnn !== daemon.pnn) return { error: `SET_BAN_STATE control for PNN ${pnn} ignored` };
+    daemon.ban.set(time);
+    return OK;
+  },
+  [ControlCode.GET_BAN_STATE]: (_req, { daemon }) => ({ reply: { pnn: daemon.pnn, time: daemon.ban.seconds } }),
+  [ControlCode.SET_LMASTERROLE]: (on, { daemon }) => setCapability(daemon, Capability.LMASTER, on !== 0),
+  [ControlCode.SET_RECMASTERROLE]: (on, { daemon }) => setCapability(daemon, Capability.RECMASTER, on !== 0),
+  [ControlCode.RECD_PING]: () => OK,
+};
+
+function nodeAndFlags(n: ClusterNode): NodeAndFlags {
+  const ipv6 = n.address.includes(':');
+  return {
+    pnn: n.pnn,
+    flags: n.flags,
+    addr: { family: ipv6 ? 'ipv6' : 'ipv4', address: n.deleted ? '0.0.0.0' : n.address, port: n.deleted ? 0 : CTDB_PORT },
+  };
+}
+
+function changeOwnFlags(daemon: Daemon, what: string, set: number, clear: number) {
+  daemon.logger.error(what);
+  daemon.setOwnFlags((daemon.state.self.flags | set) & ~clear);
+  return OK;
+}
+
+function setCapability(daemon: Daemon, cap: number, on: boolean) {
+  const caps = on ? daemon.state.capabilities | cap : daemon.state.capabilities & ~cap;
+  daemon.state.capabilities = caps;
+  daemon.state.self.capabilities = caps;
+  daemon.recoverd.requestRecovery();
+  return OK;
+}
