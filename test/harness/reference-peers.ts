@@ -1,0 +1,44 @@
+// The Debian reference peers every comparison test needs. Tests must never skip, so a machine
+// without them gets them installed (as root, with apt-get) instead.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+
+interface ReferencePeer {
+  what: string;
+  present: () => boolean;
+}
+
+const PACKAGES = ['ctdb', 'tdb-tools', 'python3-tdb'];
+
+/** Debian's python, the one python3-tdb installs into (a python3 earlier on PATH may be another). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+const PEERS: readonly ReferencePeer[] = [
+  { what: '/usr/bin/ctdb', present: () => fs.existsSync('/usr/bin/ctdb') },
+  { what: '/usr/sbin/ctdbd', present: () => fs.existsSync('/usr/sbin/ctdbd') },
+  { what: 'tdbdump', present: () => fs.existsSync('/usr/bin/tdbdump') },
+  { what: `${DEBIAN_PYTHON}'s tdb module`, present: () => spawnSync(DEBIAN_PYTHON, ['-c', 'import tdb'], { stdio: 'ignore' }).status === 0 },
+];
+
+function missingPeers(): string[] {
+  return PEERS.filter((peer) => !peer.present()).map((peer) => peer.what);
+}
+
+/** Installs ctdb, tdb-tools and python3-tdb when any reference peer is missing. */
+export function ensureReferencePeers(): void {
+  const missing = missingPeers();
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`reference peers missing (${missing.join(', ')}) and not root: run apt-get install ${PACKAGES.join(' ')}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], { stdio: 'inherit', env });
+  const stillMissing = missingPeers();
+  if (stillMissing.length > 0) throw new Error(`still missing after apt-get install: ${stillMissing.join(', ')}`);
+}
+
+/** vitest globalSetup entry. */
+export default function setup(): void {
+  ensureReferencePeers();
+}
