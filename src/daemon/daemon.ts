@@ -58,6 +58,8 @@ export interface RunningDaemon {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** What `ctdb version` of the matching tool prints; peers and logs see the same. */
+const CTDB_VERSION_STRING = '4.17.12-Debian';
 
 export class Daemon implements RouterHost {
   readonly startTime = process.hrtime.bigint();
@@ -169,11 +171,14 @@ export class Daemon implements RouterHost {
   // ---- lifecycle ----------------------------------------------------------------------
 
   async start(): Promise<void> {
-    this.logger.notice(`CTDB starting on node ${this.pnn} (${this.state.self.address})`);
+    this.logger.notice(`Starting CTDBD (Version ${CTDB_VERSION_STRING}) as PID: ${process.pid}`);
     this.#pidFile = createPidFile(this.paths.pidFile);
-    this.setRunstate(Runstate.INIT);
+    this.logger.notice(`Created PID file ${this.paths.pidFile}`);
     fs.mkdirSync(path.dirname(this.paths.socket), { recursive: true });
     this.#socketListener = this.io.listenUnix(this.paths.socket, 0o700);
+    this.logger.notice(`Listening to ctdb socket ${this.paths.socket}`);
+    this.setRunstate(Runstate.INIT);
+    this.logger.notice(`PNN is ${this.pnn}`);
     this.peers.start();
     this.setRunstate(Runstate.SETUP);
     this.#scheduleKeepalive();
@@ -517,10 +522,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const paths = resolvePaths(options.env);
   const config = loadCtdbConfig(paths);
   const logger = createLogger({
-    location: options.interactive ? 'stderr' : config.logging.location,
+    location: config.logging.location,
     level: config.logging.level,
     program: 'ctdbd',
     interactive: options.interactive,
+    env: options.env,
   });
   const tunables = new Tunables();
   tunables.loadFile(paths.tunablesFile, (msg) => logger.error(msg));

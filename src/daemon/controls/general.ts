@@ -1,5 +1,6 @@
 // Identity, liveness, tunables, debug level and statistics controls.
-import { ControlCode, DebugLevel } from '../../protocol';
+import { ControlCode, DebugLevel, TUNABLE_LIST_FIELDS } from '../../protocol';
+import type { TunableList } from '../../protocol';
 import { memoryReport } from '../memory-report';
 import type { HandlerTable } from './types';
 import { OK } from './types';
@@ -46,7 +47,10 @@ export const generalControls: HandlerTable = {
         return { error: `unknown tunable ${name ?? ''}` };
     }
   },
-  [ControlCode.GET_ALL_TUNABLES]: (_req, { daemon }) => ({ reply: daemon.tunables.toWireArray() }),
+  [ControlCode.GET_ALL_TUNABLES]: (_req, { daemon }) => {
+    const values = daemon.tunables.toWireArray();
+    return { reply: Object.fromEntries(TUNABLE_LIST_FIELDS.map((field, i) => [field, values[i]])) as TunableList };
+  },
   [ControlCode.SHUTDOWN]: (_req, { daemon }) => {
     // Reply (if any was asked for) first, then stop.
     setImmediate(() => daemon.shutdown('shutdown control received'));

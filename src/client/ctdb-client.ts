@@ -1,0 +1,141 @@
+// A small asynchronous client of the ctdbd unix socket, speaking the same protocol as
+// the ctdb tool's client library: used by tests, benchmarks and tools of this project.
+import net from 'node:net';
+import {
+  ControlCode,
+  ControlFlag,
+  Operation,
+  Pnn,
+  decodeControlReply,
+  decodePacket,
+  encodeControlRequest,
+  encodePacket,
+  makeHeader,
+} from '../protocol';
+import type { ControlReplies, ControlRequests, ReplyControl, ReqMessage } from '../protocol';
+import { PacketStream } from '../transport/framer';
+
+export interface RawReply {
+  status: number;
+  data: Buffer;
+  errorMessage: string | null;
+}
+
+export type MessageHandler = (data: Buffer, srcnode: number, srvid: bigint) => void;
+
+export class ControlError extends Error {
+  constructor(
+    readonly code: ControlCode,
+    readonly status: number,
+    readonly errorMessage: string | null,
+  ) {
+    super(`control ${ControlCode[code]} failed with status ${status}${errorMessage === null ? '' : `: ${errorMessage}`}`);
+  }
+}
+
+export class CtdbClient {
+  /** Own pnn as learnt from GET_PNN (UNKNOWN until connected). */
+  pnn: number = Pnn.UNKNOWN;
+  readonly #socket: net.Socket;
+  readonly #pending = new Map<number, (reply: RawReply) => void>();
+  readonly #handlers = new Map<bigint, MessageHandler>();
+  #nextReqid = 1;
+  #closed: Error | null = null;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    const stream = new PacketStream((packet) => this.#onPacket(packet));
+    socket.on('data', (chunk) => stream.push(chunk));
+    socket.on('error', (err) => this.#fail(err));
+    socket.on('close', () => this.#fail(new Error('connection to ctdbd closed')));
+  }
+
+  static async connect(path: string): Promise<CtdbClient> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection(path, () => resolve(s));
+      s.once('error', reject);
+    });
+    socket.setNoDelay?.(true);
+    const client = new CtdbClient(socket);
+    client.pnn = (await client.control(Pnn.CURRENT_NODE, ControlCode.GET_PNN, Buffer.alloc(0))).status;
+    return client;
+  }
+
+  control(destnode: number, opcode: ControlCode, data: Buffer, options: { srvid?: bigint; flags?: number } = {}): Promise<RawReply> {
+    if (this.#closed !== null) return Promise.reject(this.#closed);
+    const reqid = this.#allocReqid();
+    const flags = options.flags ?? 0;
+    this.#socket.write(
+      encodePacket({
+        header: makeHeader(Operation.REQ_CONTROL, { destnode, srcnode: this.pnn, reqid }),
+        opcode,
+        srvid: options.srvid ?? 0n,
+        clientId: 0,
+        flags,
+        data,
+      }),
+    );
+    if ((flags & ControlFlag.NOREPLY) !== 0) return Promise.resolve({ status: 0, data: Buffer.alloc(0), errorMessage: null });
+    return new Promise((resolve) => this.#pending.set(reqid, resolve));
+  }
+
+  /** Typed control: decoded reply and status; throws ControlError when status < 0. */
+  async call<C extends ControlCode>(
+    destnode: number,
+    code: C,
+    request: ControlRequests[C],
+    options: { srvid?: bigint; flags?: number } = {},
+  ): Promise<{ status: number; reply: ControlReplies[C] }> {
+    const data = (encodeControlRequest as (c: ControlCode, v: unknown) => Buffer)(code, request);
+    const r = await this.control(destnode, code, data, options);
+    if (r.status < 0) throw new ControlError(code, r.status, r.errorMessage);
+    return { status: r.status, reply: decodeControlReply(code, r.data) };
+  }
+
+  async registerSrvid(srvid: bigint, handler: MessageHandler): Promise<void> {
+    this.#handlers.set(srvid, handler);
+    await this.call(Pnn.CURRENT_NODE, ControlCode.REGISTER_SRVID, undefined, { srvid });
+  }
+
+  sendMessage(destnode: number, srvid: bigint, data: Buffer): void {
+    this.#socket.write(
+      encodePacket({ header: makeHeader(Operation.REQ_MESSAGE, { destnode, srcnode: this.pnn, reqid: 0 }), srvid, data }),
+    );
+  }
+
+  /** Resolves once everything written so far has reached the kernel. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => this.#socket.write(Buffer.alloc(0), () => resolve()));
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #allocReqid(): number {
+    this.#nextReqid = this.#nextReqid >= 0x7fffffff ? 1 : this.#nextReqid + 1;
+    return this.#nextReqid;
+  }
+
+  #onPacket(buf: Buffer): void {
+    const packet = decodePacket(buf);
+    if (packet.header.operation === Operation.REPLY_CONTROL) {
+      const reply = packet as ReplyControl;
+      const resolve = this.#pending.get(reply.header.reqid);
+      if (resolve === undefined) return;
+      this.#pending.delete(reply.header.reqid);
+      resolve({ status: reply.status, data: reply.data, errorMessage: reply.errorMessage });
+    } else if (packet.header.operation === Operation.REQ_MESSAGE) {
+      const msg = packet as ReqMessage;
+      this.#handlers.get(msg.srvid)?.(msg.data, msg.header.srcnode, msg.srvid);
+    }
+  }
+
+  #fail(err: Error): void {
+    if (this.#closed !== null) return;
+    this.#closed = err;
+    const failed: RawReply = { status: -1, data: Buffer.alloc(0), errorMessage: err.message };
+    for (const resolve of this.#pending.values()) resolve(failed);
+    this.#pending.clear();
+  }
+}
