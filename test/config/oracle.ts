@@ -1,0 +1,25 @@
+// Helpers that run the real Debian CTDB 4.17 tools as oracles, in a private CTDB_BASE.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface ToolResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A fresh directory; tests remove it in afterAll/afterEach. */
+export function makeTempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function testModeEnv(base: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, CTDB_TEST_MODE: '1', CTDB_BASE: base };
+}
+
+export function runCtdbConfig(base: string, ...args: string[]): ToolResult {
+  const result = spawnSync('/usr/libexec/ctdb/ctdb-config', args, { env: testModeEnv(base), encoding: 'utf8', timeout: 10_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
