@@ -252,20 +252,36 @@ export function decodePacket(buf: Buffer): Packet {
   return { header, ...body } as Packet;
 }
 
-/** Size of the encoded packet before padding. */
+/**
+ * sizeof() of ctdbd's C struct per operation. ctdbd allocates at least that much (the structs end in
+ * a 1-byte data[] placeholder plus alignment), so e.g. an empty REPLY_CALL goes out as 48 bytes, not 40.
+ */
+const DAEMON_MIN_SIZE: Record<Operation, number> = {
+  [Operation.REQ_CALL]: 60,
+  [Operation.REPLY_CALL]: 44,
+  [Operation.REQ_DMASTER]: 64,
+  [Operation.REPLY_DMASTER]: 64,
+  [Operation.REPLY_ERROR]: 44,
+  [Operation.REQ_MESSAGE]: 48,
+  [Operation.REQ_CONTROL]: 64,
+  [Operation.REPLY_CONTROL]: 48,
+  [Operation.REQ_KEEPALIVE]: 40,
+  [Operation.REQ_TUNNEL]: 56,
+};
+
+/** Size of the encoded packet before padding, as ctdbd would allocate it. */
 function unpaddedSize(p: Packet): number {
   if (p.header.operation === Operation.REQ_KEEPALIVE && (p as ReqKeepalive).headerOnly) return HEADER_SIZE;
   const codec = bodyCodecs[p.header.operation] as Codec<Packet>;
-  return HEADER_SIZE + codec.size(p);
+  return Math.max(HEADER_SIZE + codec.size(p), DAEMON_MIN_SIZE[p.header.operation]);
 }
 
-/** Encodes a packet zero-padded to CTDB_DS_ALIGNMENT, with the padded size in the length field. */
+/** Encodes a packet zero-padded (like ctdbd) to CTDB_DS_ALIGNMENT, with the padded size in the length field. */
 export function encodePacket(p: Packet): Buffer {
-  const size = unpaddedSize(p);
-  const padded = Math.ceil(size / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
+  const padded = Math.ceil(unpaddedSize(p) / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
   const buf = Buffer.alloc(padded);
   headerCodec.push({ ...p.header, length: padded }, buf, 0);
-  if (size > HEADER_SIZE) (bodyCodecs[p.header.operation] as Codec<Packet>).push(p, buf, HEADER_SIZE);
+  if (padded > HEADER_SIZE) (bodyCodecs[p.header.operation] as Codec<Packet>).push(p, buf, HEADER_SIZE);
   return buf;
 }
 
