@@ -1,6 +1,6 @@
 // The 32-byte header and the ten packet kinds (ctdb/protocol/protocol_{header,call,message,control,
 // keepalive,tunnel}.c). Bodies are fixed fields, then u32 lengths, then the variable parts in that order.
-import { type Codec, type FieldList, i32, need, pad, struct, u32, u64 } from './codec';
+import { type Codec, type FieldList, i32, pad, struct, u32, u64 } from './codec';
 import { CTDB_DS_ALIGNMENT, CTDB_MAGIC, CTDB_PROTOCOL, HEADER_SIZE, Operation } from './constants';
 import { ProtocolError } from './errors';
 
@@ -157,15 +157,17 @@ function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail
       return at + tailCodec.push(v, buf, at) - off;
     },
     pull(buf, off, end) {
+      // Bodies always follow the 32-byte header: report sizes as whole-packet sizes.
+      const truncated = (bodyBytes: number): ProtocolError =>
+        new ProtocolError(`truncated ${name}: need ${HEADER_SIZE + bodyBytes} bytes, have ${HEADER_SIZE + end - off}`);
+      if (end - off < fixedLen) throw truncated(fixedLen);
       const head = headCodec.pull(buf, off, end);
       let at = off + head.size;
-      need(name, fixedLen - head.size, at, end);
       const lens = parts.map((_, i) => buf.readUInt32LE(at + 4 * i));
       at += 4 * parts.length;
+      const tailSize = tailCodec.fixedSize as number;
       const total = lens.reduce((a, b) => a + b, 0);
-      if (end - at < total + (tailCodec.fixedSize as number)) {
-        throw new ProtocolError(`truncated ${name}: need ${at - off + total + (tailCodec.fixedSize as number)} bytes, have ${end - off}`);
-      }
+      if (end - at < total + tailSize) throw truncated(at - off + total + tailSize);
       const out = head.value as Record<keyof T, unknown>;
       parts.forEach(([k, p], i) => {
         out[k] = p.read(buf, at, at + lens[i]);
@@ -209,7 +211,7 @@ const bodyCodecs: { [Op in Operation]: Codec<BodyOf<PacketOf<Op>>> } = {
     [['status', i32]],
     [['data', rawPart], ['errorMessage', textPart]],
   ),
-  [Operation.REQ_KEEPALIVE]: struct<BodyOf<ReqKeepalive>>('REQ_KEEPALIVE', [['version', u32], ['uptime', u32]]),
+  [Operation.REQ_KEEPALIVE]: bodyCodec<BodyOf<ReqKeepalive>>('REQ_KEEPALIVE', [['version', u32], ['uptime', u32]], []),
   [Operation.REQ_TUNNEL]: bodyCodec<BodyOf<ReqTunnel>>('REQ_TUNNEL', [['tunnelId', u64], ['flags', u32]], [['data', rawPart]]),
 };
 
