@@ -1,0 +1,176 @@
+// Typed facade over the native `io` module (native/io/): sockets, packet framing and
+// writes run in C++ on Node's own libuv loop; JS gets whole packets in batches.
+import { nativeModule } from '../native';
+import { DEFAULT_MAX_PACKET_SIZE } from './framer';
+
+/** A process on the unix socket (SO_PEERCRED). */
+export interface UnixPeer {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** A daemon (or anything) connected over TCP. */
+export interface TcpPeer {
+  address: string;
+  port: number;
+}
+
+export interface IoHandlers {
+  /**
+   * Every packet read in one loop iteration, from all connections: packets[i] came
+   * from conns[i], in order per connection. Packets are views of one shared block
+   * per batch and stay valid (and unchanged) for as long as JS keeps them.
+   */
+  packets(conns: Uint32Array, packets: Buffer[]): void;
+  accepted(listener: number, conn: number, peer: UnixPeer | TcpPeer): void;
+  /** An outgoing connection is up (error null) or failed; a failed one is gone and gets no `closed`. */
+  connected(conn: number, error: Error | null): void;
+  /** The connection ended by itself (EOF, error, bad framing, queue overflow); never after close(). */
+  closed(conn: number, reason: string): void;
+}
+
+export interface IoOptions {
+  /** Longer packets drop the connection (CTDB has no limit; 64 MiB by default). */
+  maxPacketSize?: number;
+  /** Packets waiting for a slow reader before it is dropped (CTDB's MaxQueueDropMsg, 1,000,000). */
+  maxQueuePackets?: number;
+}
+
+export interface IoStats {
+  reads: number;
+  bytesRead: number;
+  packets: number;
+  /** Packets too big for the shared batch block, read into memory of their own. */
+  largePackets: number;
+  /** packets() calls: packets / batches is the batching factor. */
+  batches: number;
+  writes: number;
+  bytesWritten: number;
+  /** Sends that found the socket full and had to wait for writability. */
+  eagainWaits: number;
+  accepts: number;
+  connects: number;
+  closes: number;
+}
+
+interface NativeCallbacks {
+  packets(memory: ArrayBuffer, count: number, tablesOffset: number, large: ArrayBuffer[] | null): void;
+  accepted(listener: number, conn: number, peer: UnixPeer | TcpPeer): void;
+  connected(conn: number, error: Error | null): void;
+  closed(conn: number, reason: string): void;
+}
+
+interface IoModule {
+  init(callbacks: NativeCallbacks, options: IoOptions): void;
+  listenUnix(path: string, mode: number): number;
+  listenTcp(address: string, port: number): number;
+  connectTcp(local: string | null, address: string, port: number): number;
+  send(conn: number, packet: Uint8Array): boolean;
+  sendMany(conns: Uint32Array | number[], packet: Uint8Array): number;
+  close(conn: number): void;
+  closeAfterFlush(conn: number): void;
+  closeListener(listener: number): boolean;
+  listenerPort(listener: number): number;
+  stats(): IoStats;
+}
+
+/** spans[] offset marking a packet that has its own ArrayBuffer in `large`. */
+const LARGE_PACKET = 0xffffffff;
+
+export function isUnixPeer(peer: UnixPeer | TcpPeer): peer is UnixPeer {
+  return 'pid' in peer;
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`${what}: port ${port} is not 0..65535`);
+}
+
+/** One per process: the native side owns every socket and calls back into these handlers. */
+export class NativeIo {
+  readonly #io: IoModule;
+
+  constructor(handlers: IoHandlers, options: IoOptions = {}) {
+    const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    const maxQueuePackets = options.maxQueuePackets ?? 1_000_000;
+    if (!Number.isInteger(maxPacketSize) || maxPacketSize < 32 || maxPacketSize > 0xffffffff) {
+      throw new RangeError(`maxPacketSize ${maxPacketSize} is not an integer from 32 to 4294967295`);
+    }
+    if (!Number.isInteger(maxQueuePackets) || maxQueuePackets < 1 || maxQueuePackets > 0xffffffff) {
+      throw new RangeError(`maxQueuePackets ${maxQueuePackets} is not a positive integer`);
+    }
+    this.#io = nativeModule<IoModule>('io');
+    this.#io.init(
+      {
+        packets: (memory, count, tablesOffset, large) => handlers.packets(...unpackBatch(memory, count, tablesOffset, large)),
+        accepted: (listener, conn, peer) => handlers.accepted(listener, conn, peer),
+        connected: (conn, error) => handlers.connected(conn, error),
+        closed: (conn, reason) => handlers.closed(conn, reason),
+      },
+      { maxPacketSize, maxQueuePackets },
+    );
+  }
+
+  /** Replaces a stale socket file (not a live daemon's), binds, chmods to `mode`, listens. Returns a listener id. */
+  listenUnix(path: string, mode: number): number {
+    return this.#io.listenUnix(path, mode);
+  }
+
+  /** Listens on a numeric IPv4/IPv6 address; port 0 picks one (see listenerPort). Peer framing. */
+  listenTcp(address: string, port: number): number {
+    checkPort(port, `listenTcp(${address})`);
+    return this.#io.listenTcp(address, port);
+  }
+
+  /** Starts a non-blocking connect, from `local` (port 0) when given; `connected` reports the outcome. */
+  connectTcp(local: string | null, address: string, port: number): number {
+    checkPort(port, `connectTcp(${address})`);
+    return this.#io.connectTcp(local, address, port);
+  }
+
+  /** Writes now or queues (in order); false when the connection is gone. The buffer may be reused at once. */
+  send(conn: number, packet: Buffer): boolean {
+    return this.#io.send(conn, packet);
+  }
+
+  /** send() to many connections in one native call; returns how many took the packet. */
+  sendMany(conns: ArrayLike<number>, packet: Buffer): number {
+    return this.#io.sendMany(conns instanceof Uint32Array ? conns : Array.from(conns), packet);
+  }
+
+  /** Closes at once, dropping queued writes; no `closed` callback follows. */
+  close(conn: number): void {
+    this.#io.close(conn);
+  }
+
+  /** Stops reading, closes once queued writes are out; no `closed` callback follows. */
+  closeAfterFlush(conn: number): void {
+    this.#io.closeAfterFlush(conn);
+  }
+
+  closeListener(listener: number): void {
+    this.#io.closeListener(listener);
+  }
+
+  /** The bound port of a TCP listener (-1 for unknown ids and unix listeners). */
+  listenerPort(listener: number): number {
+    return this.#io.listenerPort(listener);
+  }
+
+  stats(): IoStats {
+    return this.#io.stats();
+  }
+}
+
+/** Turns one native batch block into the per-connection packet views. */
+function unpackBatch(memory: ArrayBuffer, count: number, tablesOffset: number, large: ArrayBuffer[] | null): [Uint32Array, Buffer[]] {
+  const conns = new Uint32Array(memory, tablesOffset, count);
+  const spans = new Uint32Array(memory, tablesOffset + count * 4, count * 2);
+  const packets = new Array<Buffer>(count);
+  for (let i = 0; i < count; i++) {
+    const offset = spans[2 * i];
+    const length = spans[2 * i + 1];
+    packets[i] = offset === LARGE_PACKET ? Buffer.from((large as ArrayBuffer[])[length]) : Buffer.from(memory, offset, length);
+  }
+  return [conns, packets];
+}
