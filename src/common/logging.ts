@@ -179,27 +179,22 @@ class FileSink implements LogSink {
 /** /dev/log through util-linux `logger`; "<pri>" prefixes carry each message's priority. */
 class DevLogSink implements LogSink {
   #child: ChildProcess | undefined;
-  readonly #source: LogSource;
 
-  constructor(source: LogSource) {
-    this.#source = source;
-    this.#child = this.#start();
+  constructor(source: LogSource, socketPath: string) {
+    this.#child = DevLogSink.#start(source, socketPath);
   }
 
-  #start(): ChildProcess {
+  static #start(source: LogSource, socketPath: string): ChildProcess {
     const child = spawn(
       'logger',
-      ['--prio-prefix', '-t', this.#source.program, `--id=${this.#source.pid}`, '-u', '/dev/log', '--socket-errors=off'],
+      ['--prio-prefix', '-t', source.program, `--id=${source.pid}`, '-u', socketPath, '--socket-errors=off'],
       { stdio: ['pipe', 'ignore', 'ignore'] },
     );
-    child.on('error', () => {
-      this.#child = undefined;
-    });
+    // A missing `logger` or a dead pipe must not take the daemon down; messages are then lost.
+    child.on('error', () => {});
+    child.stdin?.on('error', () => {});
     child.unref();
     if (child.stdin instanceof net.Socket) child.stdin.unref();
-    child.stdin?.on('error', () => {
-      this.#child = undefined;
-    });
     return child;
   }
 
@@ -282,6 +277,8 @@ export interface LoggerOptions {
   pid?: number;
   /** Environment consulted for the test-mode host name (defaults to process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Local syslog socket for "syslog" and "syslog:nonblocking" (tests point it elsewhere). */
+  syslogSocket?: string;
 }
 
 interface SharedLogState {
@@ -347,12 +344,12 @@ export class Logger {
   }
 }
 
-function createSink(parsed: ParsedLocation, source: LogSource, env: NodeJS.ProcessEnv): LogSink {
+function createSink(parsed: ParsedLocation, source: LogSource, options: LoggerOptions): LogSink {
   if (parsed.backend === 'file') {
     if (parsed.option === undefined || parsed.option === '-') return new StderrSink();
-    return new FileSink(parsed.option, logHostname(env));
+    return new FileSink(parsed.option, logHostname(options.env ?? process.env));
   }
-  if (parsed.option === undefined || parsed.option === 'nonblocking') return new DevLogSink(source);
+  if (parsed.option === undefined || parsed.option === 'nonblocking') return new DevLogSink(source, options.syslogSocket ?? '/dev/log');
   return new UdpSyslogSink(parsed.option === 'udp-rfc5424');
 }
 
@@ -367,5 +364,5 @@ export function createLogger(options: LoggerOptions): Logger {
     throw new Error(`Invalid debug level '${options.level}'`);
   }
   const source = { program: options.program ?? 'ctdbd', pid: options.pid ?? process.pid };
-  return new Logger({ sink: createSink(parsed, source, options.env ?? process.env), level }, source);
+  return new Logger({ sink: createSink(parsed, source, options), level }, source);
 }

@@ -76,7 +76,7 @@ export type TunableName = (typeof TUNABLES)[number]['name'];
 // CTDB's name table (which LIST_TUNABLES walks) differs from the struct order in two places.
 const LIST_ORDER_MOVES: ReadonlyArray<{ name: TunableName; after: TunableName }> = [
   { name: 'LCP2PublicIPs', after: 'DeterministicIPs' },
-  { name: 'VacuumFastPathCount', after: 'DeferredAttachTO' },
+  { name: 'VacuumFastPathCount', after: 'VacuumLimit' },
 ];
 
 function nameTableOrder(): TunableName[] {

@@ -23,3 +23,6 @@ export function runCtdbConfig(base: string, ...args: string[]): ToolResult {
   const result = spawnSync('/usr/libexec/ctdb/ctdb-config', args, { env: testModeEnv(base), encoding: 'utf8', timeout: 10_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+/** A ctdbd file-log line: "2026-11-21T15:01:02.123456+00:00 host ctdbd[123]: message". */
+export const FILE_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d) (\S+) (\S+)\[(\d+)\]: (.*)$/;
