@@ -96,6 +96,11 @@ export type Packet = ReqCall | ReplyCall | ReqDmaster | ReplyDmaster | ReplyErro
 
 export type PacketOf<Op extends Operation> = Extract<Packet, { header: { operation: Op } }>;
 
+/** Narrows a Packet by its operation (TypeScript does not narrow on the nested header.operation). */
+export function isPacket<Op extends Operation>(p: Packet, operation: Op): p is PacketOf<Op> {
+  return p.header.operation === operation;
+}
+
 /** A packet without its header: what the body codecs read and write. */
 type BodyOf<P extends Packet> = Omit<P, 'header'>;
 

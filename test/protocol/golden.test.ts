@@ -10,13 +10,13 @@ import {
   Operation,
   Pnn,
   type ReplyControl,
-  type ReqControl,
   decodeControlReply,
   decodeControlRequest,
   decodePacket,
   encodeControlReply,
   encodeControlRequest,
   encodePacket,
+  isPacket,
   recDataCodec,
   ltdbRecordCodec,
   Srvid,
@@ -32,6 +32,9 @@ interface WireRecord {
 
 const dir = path.join(__dirname, '..', 'fixtures', 'wire');
 const records = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as WireRecord[];
+// The typed functions are exercised generically here; the cast is the test's business.
+const encodeRequest = encodeControlRequest as (code: ControlCode, value: unknown) => Buffer;
+const encodeReply = encodeControlReply as (code: ControlCode, value: unknown) => Buffer;
 const load = (r: WireRecord): Buffer => fs.readFileSync(path.join(dir, r.file));
 
 /** Value checks for replies whose content we know from the capture setup (one node at 127.0.77.1). */
@@ -71,27 +74,27 @@ describe('golden packets from the real ctdb tool and ctdbd 4.17.12', () => {
       expect(bytes.length % 8).toBe(0);
       expect(encodePacket(packet)).toEqual(bytes);
 
-      if (packet.header.operation === Operation.REQ_CONTROL) {
-        const req = packet as ReqControl;
+      if (isPacket(packet, Operation.REQ_CONTROL)) {
+        const req = packet;
         expect(ControlCode[req.opcode]).toBe(r.opcode);
         opcodeByReqid.set(packet.header.reqid, req.opcode);
         const value = decodeControlRequest(req.opcode, req.data);
-        expect(encodeControlRequest(req.opcode, ...([value] as never))).toEqual(req.data);
+        expect(encodeRequest(req.opcode, value)).toEqual(req.data);
       }
-      if (packet.header.operation === Operation.REPLY_CONTROL) {
-        const reply = packet as ReplyControl;
+      if (isPacket(packet, Operation.REPLY_CONTROL)) {
+        const reply = packet;
         const opcode = opcodeByReqid.get(packet.header.reqid);
         expect(opcode).toBeDefined();
         const code = opcode as ControlCode;
         expect(ControlCode[code]).toBe(r.opcode);
         if (reply.status === 0 || reply.data.length > 0) {
           const value = decodeControlReply(code, reply.data);
-          expect(encodeControlReply(code, ...([value] as never))).toEqual(reply.data);
+          expect(encodeReply(code, value)).toEqual(reply.data);
           replyChecks[code]?.(value, reply);
           if (code === ControlCode.GET_TUNABLE && r.command.startsWith('getvar RecoverInterval')) expect(value).toBe(1);
         }
       }
-      if (packet.header.operation === Operation.REQ_MESSAGE && packet.srvid === Srvid.LEADER) {
+      if (isPacket(packet, Operation.REQ_MESSAGE) && packet.srvid === Srvid.LEADER) {
         expect(packet.data.readUInt32LE(0)).toBe(0);
       }
       if (r.direction === 'tool-to-daemon' && r.operation === 'REQ_CONTROL' && r.opcode === 'GET_PNN') {

@@ -188,12 +188,14 @@ export const CODEC_SAMPLES: CodecSamples[] = [
   entry('echo_data', echoDataCodec, [{ timeout: 100, data: Buffer.from('ping') }]),
 ];
 
-/** Samples for a codec object used in the control table. */
-export function samplesFor(codec: Codec<unknown>): unknown[] {
+/** The sample entry of a codec object used in the control table. */
+export function samplesEntryFor(codec: Codec<unknown>): CodecSamples {
   const found = CODEC_SAMPLES.find((s) => s.codec === codec);
   if (found === undefined) throw new Error('no samples for a codec used by the control table');
-  return found.samples;
+  return found;
 }
+
+export const samplesFor = (codec: Codec<unknown>): unknown[] => samplesEntryFor(codec).samples;
 
 /** Deterministic pseudo-random bytes (xorshift32). */
 export function noise(length: number, seed: number): Buffer {
