@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error';
 import {
   CONF_TOOL_DEFAULT_LOG_LEVEL,
@@ -10,20 +10,17 @@ import {
   type CtdbConfOptions,
 } from '../../src/config/ctdb-conf';
 import { resolvePaths } from '../../src/config/paths';
-import { makeTempDir, runCtdbConfig } from './oracle';
+import { runCtdbConfig, useTempDir } from './oracle';
 
+const tempDir = useTempDir('h3-conf-');
 let base: string;
 
 beforeAll(() => {
-  base = makeTempDir('h3-conf-');
+  base = tempDir();
   for (const dir of ['vol', 'per', 'sta', 'adir']) fs.mkdirSync(path.join(base, dir));
   fs.writeFileSync(path.join(base, 'afile'), '');
   fs.writeFileSync(path.join(base, 'dbg.sh'), '#!/bin/sh\n', { mode: 0o755 });
   fs.writeFileSync(path.join(base, 'noexec.sh'), '#!/bin/sh\n', { mode: 0o644 });
-});
-
-afterAll(() => {
-  fs.rmSync(base, { recursive: true, force: true });
 });
 
 const expand = (text: string): string => text.replaceAll('$BASE', base);

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   DEBUG_DEBUG,
   DEBUG_ERR,
@@ -15,15 +15,9 @@ import {
   parseDebugLevel,
   validateLogLocation,
 } from '../../src/common/logging';
-import { FILE_LINE, makeTempDir } from './oracle';
+import { FILE_LINE, useTempDir } from './oracle';
 
-let base: string;
-beforeAll(() => {
-  base = makeTempDir('h3-log-');
-});
-afterAll(() => {
-  fs.rmSync(base, { recursive: true, force: true });
-});
+const tempDir = useTempDir('h3-log-');
 
 describe('debug levels (CTDB debug_level_parse / debug_level_to_string)', () => {
   it('has CTDB numbering', () => {
@@ -58,7 +52,7 @@ describe('validateLogLocation (logging_validate)', () => {
 
 describe('file logging', () => {
   it('writes CTDB-format lines with the test-mode host name, filtered by level', () => {
-    const file = path.join(base, 'log.ctdb');
+    const file = path.join(tempDir(), 'log.ctdb');
     const logger = createLogger({
       location: `file:${file}`,
       level: 'NOTICE',
@@ -87,7 +81,7 @@ describe('file logging', () => {
   });
 
   it('appends to an existing file and reopens after rotation', () => {
-    const file = path.join(base, 'rotate.log');
+    const file = path.join(tempDir(), 'rotate.log');
     fs.writeFileSync(file, 'old line\n');
     const logger = createLogger({ location: `file:${file}`, level: 'ERROR', env: {} });
     logger.error('one');
@@ -161,7 +155,7 @@ describe('syslog logging', () => {
   });
 
   it('syslog writes glibc-syslog-format datagrams to the local socket', async () => {
-    const socketPath = path.join(base, 'devlog');
+    const socketPath = path.join(tempDir(), 'devlog');
     const receiver = spawn('python3', [
       '-c',
       `import socket,sys

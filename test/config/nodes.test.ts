@@ -1,25 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error';
 import { formatIPv6, parseCtdbAddress, parseIPv4, parseIPv6 } from '../../src/config/inet';
 import { loadNodesFile, parseNodesFile } from '../../src/config/nodes';
-import { makeTempDir } from './oracle';
+import { useTempDir } from './oracle';
 
-let base: string;
-beforeAll(() => {
-  base = makeTempDir('h3-nodes-');
-});
-afterAll(() => {
-  fs.rmSync(base, { recursive: true, force: true });
-});
+const tempDir = useTempDir('h3-nodes-');
 
 /** `ctdb -Y listnodes` reads $CTDB_BASE/nodes itself: "|pnn|address|" per non-deleted node. */
 function realListNodes(text: string): string[] | 'error' {
-  fs.writeFileSync(path.join(base, 'nodes'), text);
+  fs.writeFileSync(path.join(tempDir(), 'nodes'), text);
   const result = spawnSync('/usr/bin/ctdb', ['-Y', 'listnodes'], {
-    env: { PATH: process.env.PATH, CTDB_BASE: base },
+    env: { PATH: process.env.PATH, CTDB_BASE: tempDir() },
     encoding: 'utf8',
     timeout: 10_000,
   });
@@ -81,10 +75,10 @@ describe('parseNodesFile', () => {
   });
 
   it('loadNodesFile reads the file, and a missing file is a ConfigError', () => {
-    const file = path.join(base, 'nodes');
+    const file = path.join(tempDir(), 'nodes');
     fs.writeFileSync(file, '127.0.0.1\n');
     expect(loadNodesFile(file)).toHaveLength(1);
-    expect(() => loadNodesFile(path.join(base, 'missing'))).toThrow(/missing: cannot read nodes file/);
+    expect(() => loadNodesFile(path.join(tempDir(), 'missing'))).toThrow(/missing: cannot read nodes file/);
   });
 });
 

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface ToolResult {
   status: number | null;
@@ -10,9 +11,24 @@ export interface ToolResult {
   stderr: string;
 }
 
-/** A fresh directory; tests remove it in afterAll/afterEach. */
+/** A fresh directory; the caller removes it. */
 export function makeTempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A directory that exists for the whole describe/file and is removed afterwards, also on failure. */
+export function useTempDir(prefix: string): () => string {
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = makeTempDir(prefix);
+  });
+  afterAll(() => {
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    if (dir === undefined) throw new Error('temporary directory used outside a test');
+    return dir;
+  };
 }
 
 export function testModeEnv(base: string): NodeJS.ProcessEnv {

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error';
 import { loadPublicAddresses, parsePublicAddresses } from '../../src/config/public-addresses';
-import { makeTempDir } from './oracle';
+import { useTempDir } from './oracle';
 
 const FILE = '/etc/ctdb/public_addresses';
 
@@ -53,25 +53,19 @@ describe('parsePublicAddresses', () => {
 });
 
 describe('loadPublicAddresses', () => {
-  let base: string;
-  beforeAll(() => {
-    base = makeTempDir('h3-pa-');
-  });
-  afterAll(() => {
-    fs.rmSync(base, { recursive: true, force: true });
-  });
+  const tempDir = useTempDir('h3-pa-');
 
   it('missing file means no public addresses', () => {
-    expect(loadPublicAddresses(path.join(base, 'public_addresses'))).toBeUndefined();
+    expect(loadPublicAddresses(path.join(tempDir(), 'public_addresses'))).toBeUndefined();
   });
 
   it('reads the file', () => {
-    const file = path.join(base, 'public_addresses');
+    const file = path.join(tempDir(), 'public_addresses');
     fs.writeFileSync(file, '192.0.2.1/24 lo\n');
     expect(loadPublicAddresses(file)).toHaveLength(1);
   });
 
   it('an unreadable path is a ConfigError', () => {
-    expect(() => loadPublicAddresses(base)).toThrow(ConfigError);
+    expect(() => loadPublicAddresses(tempDir())).toThrow(ConfigError);
   });
 });

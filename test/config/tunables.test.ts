@@ -1,16 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TUNABLES, Tunables } from '../../src/config/tunables';
-import { makeTempDir } from './oracle';
+import { useTempDir } from './oracle';
 
-let base: string;
-beforeAll(() => {
-  base = makeTempDir('h3-tun-');
-});
-afterAll(() => {
-  fs.rmSync(base, { recursive: true, force: true });
-});
+const tempDir = useTempDir('h3-tun-');
 
 describe('tunable table', () => {
   it('has the 62 struct ctdb_tunable_list slots, 13 of them obsolete', () => {
@@ -72,7 +66,7 @@ describe('get/set', () => {
 
 describe('loadFile (ctdb.tunables)', () => {
   const load = (text: string | undefined) => {
-    const file = path.join(base, 'ctdb.tunables');
+    const file = path.join(tempDir(), 'ctdb.tunables');
     fs.rmSync(file, { force: true });
     if (text !== undefined) fs.writeFileSync(file, text);
     const t = new Tunables();
@@ -123,7 +117,7 @@ describe('loadFile (ctdb.tunables)', () => {
   it('an unreadable path is reported, defaults stay', () => {
     const t = new Tunables();
     const messages: string[] = [];
-    expect(t.loadFile(base, (m) => messages.push(m))).toBe(false);
+    expect(t.loadFile(tempDir(), (m) => messages.push(m))).toBe(false);
     expect(messages[0]).toMatch(/^Failed to open /);
   });
 });
