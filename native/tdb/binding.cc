@@ -1,0 +1,277 @@
+// N-API binding of the tdb store (native module `tdb`). Hot paths return an int status
+// (negative TDB error) and write into caller-supplied buffers; src/store/ turns statuses
+// into Errors, once, using lastError().
+#include <fcntl.h>
+
+#include <memory>
+#include <string>
+
+#include "module.h"
+#include "tdb/check.h"
+#include "tdb/store.h"
+
+namespace ctdb::tdb {
+namespace {
+
+struct Handle {
+  std::unique_ptr<Store> store;
+  std::string scratch;  // value of the last fetch that did not fit the caller's buffer
+};
+
+constexpr napi_type_tag kHandleTag = {0x7d1c2a3b4e5f6071ULL, 0x8293a4b5c6d7e8f9ULL};
+
+Handle* GetHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    Napi::TypeError::New(env, "expected a tdb handle").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  bool tagged = false;
+  napi_check_object_type_tag(env, info[0], &kHandleTag, &tagged);
+  if (!tagged) {
+    Napi::TypeError::New(env, "expected a tdb handle").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  auto* h = info[0].As<Napi::External<Handle>>().Data();
+  if (!h->store) {
+    Napi::Error::New(env, "tdb handle is closed").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return h;
+}
+
+bool GetSpan(const Napi::CallbackInfo& info, size_t i, Span* out) {
+  if (info.Length() <= i || !info[i].IsBuffer()) {
+    Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  auto buf = info[i].As<Napi::Buffer<uint8_t>>();
+  *out = Span{buf.Data(), buf.Length()};
+  return true;
+}
+
+Napi::Value StatusValue(Napi::Env env, Status s) { return Napi::Number::New(env, -static_cast<int>(s)); }
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "open(path, hashSize, tdbFlags, openFlags, mode)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  OpenOptions options;
+  options.hash_size = info[1].As<Napi::Number>().Uint32Value();
+  options.tdb_flags = info[2].As<Napi::Number>().Uint32Value();
+  options.open_flags = info[3].As<Napi::Number>().Int32Value();
+  options.mode = info[4].As<Napi::Number>().Uint32Value();
+  std::string error;
+  int err = 0;
+  auto store = Store::Open(info[0].As<Napi::String>().Utf8Value(), options, &error, &err);
+  if (!store) {
+    ErrnoError(env, err, error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* handle = new Handle{std::move(store), {}};
+  auto ext = Napi::External<Handle>::New(env, handle, [](Napi::Env, Handle* h) { delete h; });
+  napi_type_tag_object(env, ext, &kHandleTag);
+  return ext;
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  if (Handle* h = GetHandle(info)) h->store.reset();
+  return info.Env().Undefined();
+}
+
+// >= 0: value length (copied if it fits `out`, else kept for copyScratch); < 0: -status.
+Napi::Value FetchInto(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  Span key, out;
+  if (h == nullptr || !GetSpan(info, 1, &key) || !GetSpan(info, 2, &out)) return info.Env().Undefined();
+  Status s = h->store->Fetch(key, &h->scratch);
+  if (s != Status::kOk) return StatusValue(info.Env(), s);
+  if (h->scratch.size() <= out.size) std::memcpy(const_cast<uint8_t*>(out.data), h->scratch.data(), h->scratch.size());
+  return Napi::Number::New(info.Env(), static_cast<double>(h->scratch.size()));
+}
+
+Napi::Value CopyScratch(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(h->scratch.data()), h->scratch.size());
+}
+
+template <Status (Store::*Op)(Span)>
+Napi::Value KeyOp(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  Span key;
+  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), (h->store.get()->*Op)(key));
+}
+
+Napi::Value Put(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  Span key, data;
+  if (h == nullptr || !GetSpan(info, 1, &key) || !GetSpan(info, 2, &data)) return info.Env().Undefined();
+  const uint32_t mode = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  if (mode > 2) {
+    Napi::RangeError::New(info.Env(), "store mode must be 0 (replace), 1 (insert) or 2 (modify)").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return StatusValue(info.Env(), h->store->Put(key, data, static_cast<StoreMode>(mode)));
+}
+
+bool Flag(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean().Value(); }
+
+Napi::Value ChainLock(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  Span key;
+  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), h->store->ChainLock(key, Flag(info, 2), Flag(info, 3)));
+}
+
+Napi::Value ChainUnlock(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  Span key;
+  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), h->store->ChainUnlock(key, Flag(info, 2)));
+}
+
+Napi::Value LockAll(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return StatusValue(info.Env(), h->store->LockAll(Flag(info, 1), Flag(info, 2)));
+}
+
+Napi::Value UnlockAll(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return StatusValue(info.Env(), h->store->UnlockAll(Flag(info, 1)));
+}
+
+Napi::Value TransactionStart(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return StatusValue(info.Env(), h->store->TransactionStart(Flag(info, 1)));
+}
+
+template <Status (Store::*Op)()>
+Napi::Value PlainOp(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return StatusValue(info.Env(), (h->store.get()->*Op)());
+}
+
+// traverse(h, write, fn(key, data) => boolean | void): count >= 0, or -status.
+Napi::Value Traverse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return env.Undefined();
+  if (info.Length() < 3 || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "traverse callback must be a function").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Function fn = info[2].As<Napi::Function>();
+  Store* store = h->store.get();
+  uint64_t count = 0;
+  Status s = store->Traverse(Flag(info, 1), [&](Span key, Span data) {
+    Napi::HandleScope scope(env);
+    Napi::Value result = fn.Call({Napi::Buffer<uint8_t>::Copy(env, key.data, key.size),
+                                  Napi::Buffer<uint8_t>::Copy(env, data.data, data.size)});
+    if (env.IsExceptionPending()) return false;
+    return !(result.IsBoolean() && !result.As<Napi::Boolean>().Value());
+  }, &count);
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (s != Status::kOk) return StatusValue(env, s);
+  return Napi::Number::New(env, static_cast<double>(count));
+}
+
+Napi::Value Seqnum(const Napi::CallbackInfo& info) {
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), h->store->Seqnum());
+}
+
+Napi::Value EnableSeqnum(const Napi::CallbackInfo& info) {
+  if (Handle* h = GetHandle(info)) h->store->EnableSeqnum();
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return env.Undefined();
+  Store* s = h->store.get();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", s->path());
+  o.Set("hashSize", s->hash_size());
+  o.Set("tdbFlags", s->tdb_flags());
+  o.Set("jenkinsHash", s->hash_kind() == HashKind::kJenkins);
+  o.Set("mutexes", s->uses_mutexes());
+  o.Set("mapSize", s->map_size());
+  o.Set("inTransaction", s->InTransaction());
+  return o;
+}
+
+Napi::Value LastError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("message", h->store->LastError());
+  o.Set("errno", h->store->LastErrno());
+  return o;
+}
+
+Napi::Value HashKeyFn(const Napi::CallbackInfo& info) {
+  Span key;
+  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
+  const HashKind kind = Flag(info, 1) ? HashKind::kJenkins : HashKind::kOld;
+  return Napi::Number::New(info.Env(), HashKey(kind, key.data, key.size));
+}
+
+Napi::Value Check(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handle* h = GetHandle(info);
+  if (h == nullptr) return env.Undefined();
+  CheckReport report;
+  CheckStore(*h->store, &report);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ok", report.ok);
+  o.Set("problem", report.problem);
+  o.Set("records", static_cast<double>(report.records));
+  o.Set("deadRecords", static_cast<double>(report.dead_records));
+  o.Set("freeBlocks", static_cast<double>(report.free_blocks));
+  o.Set("freeBytes", static_cast<double>(report.free_bytes));
+  return o;
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("fetchInto", Napi::Function::New(env, FetchInto));
+  exports.Set("copyScratch", Napi::Function::New(env, CopyScratch));
+  exports.Set("exists", Napi::Function::New(env, KeyOp<&Store::Exists>));
+  exports.Set("delete", Napi::Function::New(env, KeyOp<&Store::Delete>));
+  exports.Set("store", Napi::Function::New(env, Put));
+  exports.Set("chainLock", Napi::Function::New(env, ChainLock));
+  exports.Set("chainUnlock", Napi::Function::New(env, ChainUnlock));
+  exports.Set("lockAll", Napi::Function::New(env, LockAll));
+  exports.Set("unlockAll", Napi::Function::New(env, UnlockAll));
+  exports.Set("transactionStart", Napi::Function::New(env, TransactionStart));
+  exports.Set("transactionPrepareCommit", Napi::Function::New(env, PlainOp<&Store::TransactionPrepareCommit>));
+  exports.Set("transactionCommit", Napi::Function::New(env, PlainOp<&Store::TransactionCommit>));
+  exports.Set("transactionCancel", Napi::Function::New(env, PlainOp<&Store::TransactionCancel>));
+  exports.Set("repack", Napi::Function::New(env, PlainOp<&Store::Repack>));
+  exports.Set("wipe", Napi::Function::New(env, PlainOp<&Store::Wipe>));
+  exports.Set("traverse", Napi::Function::New(env, Traverse));
+  exports.Set("seqnum", Napi::Function::New(env, Seqnum));
+  exports.Set("enableSeqnum", Napi::Function::New(env, EnableSeqnum));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("lastError", Napi::Function::New(env, LastError));
+  exports.Set("hashKey", Napi::Function::New(env, HashKeyFn));
+  exports.Set("check", Napi::Function::New(env, Check));
+}
+
+}  // namespace
+}  // namespace ctdb::tdb
+
+CTDB_NATIVE_MODULE(tdb, ctdb::tdb::Init);
