@@ -1,27 +1,45 @@
 // Builds dist/ctdbd: a Node single executable application whose embedded main
 // (src/bin/sea-main.ts) loads dist/src/bin/ctdbd.js of the package it sits in. Being a real
 // executable named ctdbd is what makes /proc/PID/exe, `pidof ctdbd` and `ps` show ctdbd.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot, seaBinaryPath } from './package-root';
-
-interface PostjectApi {
-  inject(file: string, resourceName: string, data: Buffer, options: { sentinelFuse: string; overwrite?: boolean }): Promise<void>;
-}
 
 // Fixed by Node for every SEA-capable release (see the "single executable applications" docs).
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const seaMain = path.join(packageRoot, 'dist', 'src', 'bin', 'sea-main.js');
 
-/** Rebuilds when the binary is missing or older than its embedded main or the node it copies. */
-export function seaBinaryIsCurrent(): boolean {
-  if (!fs.existsSync(seaBinaryPath)) return false;
-  const built = fs.statSync(seaBinaryPath).mtimeMs;
-  return [seaMain, process.execPath].every((input) => fs.statSync(input).mtimeMs <= built);
+/**
+ * What the binary was built from: the embedded main's text and the node it copies. (tsc
+ * rewrites sea-main.js on every build, so its mtime says nothing.)
+ */
+function buildInputsDigest(): string {
+  const hash = createHash('sha256').update(fs.readFileSync(seaMain));
+  const node = fs.statSync(fs.realpathSync(process.execPath));
+  return hash.update(`${process.version} ${node.size} ${node.mtimeMs}`).digest('hex');
 }
 
-export async function buildSeaBinary(): Promise<string> {
+const stampPath = `${seaBinaryPath}.stamp`;
+
+export function seaBinaryIsCurrent(): boolean {
+  try {
+    return fs.existsSync(seaBinaryPath) && fs.readFileSync(stampPath, 'utf8') === buildInputsDigest();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a build step; its chatter (postject warns about every ELF note) only shows on failure. */
+function quietly(command: string, args: readonly string[]): void {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new Error(`${path.basename(args[0] ?? command)} failed (${result.error?.message ?? `status ${result.status}`}):\n${result.stdout}${result.stderr}`);
+  }
+}
+
+export function buildSeaBinary(): string {
   if (!fs.existsSync(seaMain)) throw new Error(`${seaMain} is missing: run the TypeScript build (tsc) first`);
   const nodeBinary = fs.realpathSync(process.execPath);
   if (!fs.readFileSync(nodeBinary).includes(`${SEA_FUSE}:0`)) {
@@ -34,29 +52,28 @@ export async function buildSeaBinary(): Promise<string> {
     const blob = path.join(work, 'sea-prep.blob');
     const config = path.join(work, 'sea-config.json');
     fs.writeFileSync(config, JSON.stringify({ main: seaMain, output: blob, disableExperimentalSEAWarning: true }));
-    execFileSync(nodeBinary, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+    quietly(nodeBinary, ['--experimental-sea-config', config]);
     const binary = path.join(work, 'ctdbd');
     fs.copyFileSync(nodeBinary, binary);
-    const postject = require('postject') as PostjectApi;
-    await postject.inject(binary, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE });
+    quietly(nodeBinary, [require.resolve('postject/dist/cli.js'), binary, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
     fs.chmodSync(binary, 0o755);
     fs.renameSync(binary, seaBinaryPath);
+    fs.writeFileSync(stampPath, buildInputsDigest());
     return seaBinaryPath;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-export async function ensureSeaBinary(): Promise<string> {
+export function ensureSeaBinary(): string {
   return seaBinaryIsCurrent() ? seaBinaryPath : buildSeaBinary();
 }
 
 if (require.main === module) {
-  buildSeaBinary().then(
-    (binary) => console.log(`built ${binary}`),
-    (err: unknown) => {
-      console.error(`build-sea: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(1);
-    },
-  );
+  try {
+    console.log(`built ${buildSeaBinary()}`);
+  } catch (err) {
+    console.error(`build-sea: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
 }

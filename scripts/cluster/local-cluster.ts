@@ -24,7 +24,7 @@ export interface LocalClusterOptions {
   preferredBlock?: readonly [number, number, number];
 }
 
-export async function daemonBinary(impl: DaemonImpl): Promise<string> {
+export function daemonBinary(impl: DaemonImpl): string {
   return impl === 'real' ? REAL_CTDBD : ensureSeaBinary();
 }
 
@@ -41,7 +41,7 @@ export class LocalCluster {
 
   /** Allocates addresses and writes every node's CTDB_BASE; starts nothing. */
   static async create(options: LocalClusterOptions): Promise<LocalCluster> {
-    const binary = await daemonBinary(options.impl);
+    const binary = daemonBinary(options.impl);
     const block = await allocateAddressBlock(options.nodes, options.preferredBlock);
     const root = options.root ?? fs.mkdtempSync(path.join(os.tmpdir(), `ctdb-${options.impl}-cluster-`));
     const nodes = block.addresses.map((address, pnn) => {

@@ -38,7 +38,3 @@ export function ensureReferencePeers(): void {
   if (stillMissing.length > 0) throw new Error(`still missing after apt-get install: ${stillMissing.join(', ')}`);
 }
 
-/** vitest globalSetup entry. */
-export default function setup(): void {
-  ensureReferencePeers();
-}
