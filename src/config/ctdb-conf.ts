@@ -53,7 +53,10 @@ interface ValidateContext {
   warn: (message: string) => void;
 }
 
-/** Returns why a value is rejected, or undefined when it is accepted. */
+/**
+ * Returns why a value is rejected, or undefined when it is accepted. Each validator receives the
+ * type its OptionSpec declares; `never` lets the table hold validators of different value types.
+ */
 type Validator = (value: never, context: ValidateContext) => string | undefined;
 
 interface OptionSpec {

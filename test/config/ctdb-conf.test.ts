@@ -226,6 +226,66 @@ describe('whole files, against ctdb-config dump/validate', () => {
   });
 });
 
+/** Deterministic pseudo-random generator (mulberry32), so a failing case can be replayed. */
+function seededRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pick = <T,>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
+
+const RANDOM_SECTIONS = ['cluster', 'CLUSTER', 'legacy', 'logging', 'database', 'event', 'failover', 'bogus', ' cluster'];
+const RANDOM_NAMES = [
+  ...new Set(OPTION_CASES.map(([, option]) => option)),
+  'Leader Timeout', 'leader  timeout', 'leader\ttimeout', 'no such option',
+];
+const RANDOM_VALUES = [
+  ...new Set(OPTION_CASES.map(([, , value]) => value)),
+  '', '7 # trailing', 'a=b', '  spaced   out  ',
+];
+const RANDOM_SEPARATORS = [' = ', '=', '   =   ', '\t=\t', ' =', '= '];
+
+/** One random ctdb.conf line, weighted towards well-formed options so values really get applied. */
+function randomLine(random: () => number): string {
+  const indent = pick(random, ['', '', '  ', '\t']);
+  const roll = random();
+  if (roll < 0.2) {
+    const name = pick(random, RANDOM_SECTIONS);
+    return `${indent}[${name}${random() < 0.04 ? '' : ']'}${random() < 0.1 ? ' junk' : ''}`;
+  }
+  if (roll < 0.75) {
+    const continued = random() < 0.05 ? `\\\n${pick(random, ['', '  '])}x` : '';
+    return `${indent}${pick(random, RANDOM_NAMES)}${pick(random, RANDOM_SEPARATORS)}${pick(random, RANDOM_VALUES)}${continued}`;
+  }
+  if (roll < 0.85) return `${indent}${pick(random, ['#', ';'])} comment = 1`;
+  if (roll < 0.95) return indent;
+  return pick(random, ['just words', '= 5', '[', 'x =']);
+}
+
+describe('random files: same verdict and dump as ctdb-config', () => {
+  const random = seededRandom(20261121);
+  const files = Array.from({ length: 150 }, () =>
+    Array.from({ length: 1 + Math.floor(random() * 12) }, () => randomLine(random) + (random() < 0.1 ? '\r\n' : '\n')).join(''),
+  );
+  const verdicts: Array<{ dumpOk: boolean; validateOk: boolean }> = [];
+  it.each(files.map((text, index) => [index, text] as const))('file #%d %j', (_index, text) => {
+    verdicts.push(expectSameAsCtdbConfig(expand(text)));
+  });
+
+  it('the random files cover accepted, lenient-only and rejected outcomes', () => {
+    const count = (dumpOk: boolean, validateOk: boolean) =>
+      verdicts.filter((v) => v.dumpOk === dumpOk && v.validateOk === validateOk).length;
+    expect(count(true, true)).toBeGreaterThan(10);
+    expect(count(true, false)).toBeGreaterThan(10);
+    expect(count(false, false)).toBeGreaterThan(10);
+  });
+});
+
 describe('typed configuration for the daemon', () => {
   const parse = (text: string, warn?: (m: string) => void) =>
     parseCtdbConf(expand(text), '/etc/ctdb/ctdb.conf', { etcDir: base, warn }).config;
