@@ -59,6 +59,24 @@ describe('nodes file vs `ctdb -Y listnodes`', () => {
   });
 });
 
+describe('random nodes files vs `ctdb -Y listnodes`', () => {
+  let state = 4379;
+  // Small linear congruential generator: deterministic, so failures replay.
+  const random = (): number => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+  const pick = <T,>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const ENTRIES = ['10.0.0.1', '10.0.0.2', 'fd00::1', '[fd00::2]', '::ffff:10.0.0.9', '#10.0.0.3', '#', '', '300.1.1.1', 'x'];
+  const SPACING = ['', ' ', '\t', ' \t '];
+  const files = Array.from({ length: 60 }, () =>
+    Array.from({ length: Math.floor(random() * 8) }, () => `${pick(SPACING)}${pick(ENTRIES)}${pick(SPACING)}${pick(['\n', '\n', '\r\n'])}`).join(''),
+  );
+  it.each(files.map((text, index) => [index, text] as const))('file #%d %j', (_index, text) => {
+    expect(ourListNodes(text)).toEqual(realListNodes(text));
+  });
+});
+
 describe('parseNodesFile', () => {
   it('returns deleted nodes with address 0.0.0.0', () => {
     expect(parseNodesFile('10.0.0.1\n#10.0.0.2\n\nfd00::3\n', 'n')).toEqual([
