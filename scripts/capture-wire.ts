@@ -18,7 +18,7 @@ const NODE_ADDRESS = '127.0.77.1';
 /** Keeps fixtures small: at most this many packets of one (command, direction, operation, opcode). */
 const MAX_SAME_KIND = 4;
 
-/** The commands to record; `{pid}` is replaced by the daemon's pid. */
+/** The commands to record; `{pid}` is the daemon's pid, `{base}` its CTDB_BASE. Disruptive ones come last. */
 const COMMANDS: string[][] = [
   ['status'],
   ['pnn'],
@@ -42,12 +42,40 @@ const COMMANDS: string[][] = [
   ['attach', 'test.tdb'],
   ['getdbstatus', 'test.tdb'],
   ['process-exists', '{pid}'],
+  ['process-exists', '{pid}', '0xf101000000000000'],
   ['writekey', 'test.tdb', 'greeting', 'hello'],
   ['readkey', 'test.tdb', 'greeting'],
   ['catdb', 'test.tdb'],
   ['dbstatistics', 'test.tdb'],
   ['attach', 'persist.tdb', 'persistent'],
   ['getdbseqnum', 'persist.tdb'],
+  ['pstore', 'persist.tdb', 'pkey', 'pvalue'],
+  ['pfetch', 'persist.tdb', 'pkey'],
+  ['backupdb', 'persist.tdb', '{base}/persist.backup'],
+  ['restoredb', '{base}/persist.backup'],
+  ['wipedb', 'persist.tdb'],
+  ['statisticsreset'],
+  ['dumpmemory'],
+  ['leader'],
+  ['nodestatus'],
+  ['setlmasterrole', 'on'],
+  ['setleaderrole', 'on'],
+  ['setdbreadonly', 'test.tdb'],
+  ['attach', 'sticky.tdb'],
+  ['setdbsticky', 'sticky.tdb'],
+  ['addip', '127.0.77.101/32', 'lo'],
+  ['ipreallocate'],
+  ['ip'],
+  ['ipinfo', '127.0.77.101'],
+  ['setifacelink', 'lo', 'up'],
+  ['addtickle', '127.0.0.1:40000', '127.0.77.101:445'],
+  ['gettickles', '127.0.77.101'],
+  ['deltickle', '127.0.0.1:40000', '127.0.77.101:445'],
+  ['delip', '127.0.77.101'],
+  ['setvar', 'AllowClientDBAttach', '0'],
+  ['detach', 'sticky.tdb'],
+  ['disable'],
+  ['enable'],
 ];
 
 export type Direction = 'tool-to-daemon' | 'daemon-to-tool';
@@ -220,8 +248,8 @@ async function main(): Promise<void> {
     });
     proxy = startProxy(proxySocket, daemonSocket, recorder);
     for (const args of COMMANDS) {
-      const real = args.map((a) => a.replace('{pid}', String(daemon.pid)));
-      recorder.command = real.join(' ');
+      const real = args.map((a) => a.replace('{pid}', String(daemon.pid)).replace('{base}', base));
+      recorder.command = args.join(' ');
       const r = await runCtdb(real, toolEnv);
       await sleep(100); // let the proxy flush the last packets of this command
       console.log(`ctdb ${recorder.command} -> exit ${r.code}${r.stderr ? ` (${r.stderr.trim().split('\n')[0]})` : ''}`);

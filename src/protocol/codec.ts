@@ -108,6 +108,16 @@ export const string: Codec<string | null> = {
   },
 };
 
+/** Text filling the rest of the payload without a NUL (DUMP_MEMORY's talloc report); 0 bytes = null. */
+export const text: Codec<string | null> = {
+  size: (v) => (v === null ? 0 : Buffer.byteLength(v)),
+  push: (v, buf, off) => (v === null ? 0 : buf.write(v, off, 'utf8')),
+  pull(buf, off, end) {
+    if (end <= off) return { value: null, size: 0 };
+    return { value: readCString(buf, off, end), size: end - off };
+  },
+};
+
 /** u32 length (including the NUL; 0 = null) followed by the NUL-terminated string. */
 export const stringn: Codec<string | null> = {
   size: (v) => 4 + string.size(v),

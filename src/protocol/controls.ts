@@ -1,7 +1,7 @@
 // The control table: for every 4.17 opcode, the payload codecs of its request and reply
 // (ctdb/protocol/protocol_control.c) and how strictly ctdbd checks the request size
 // (CHECK_CONTROL_DATA_SIZE in ctdb/server/ctdb_control.c).
-import { type Codec, double, i32, pid, string, stringn, u32, u64 } from './codec';
+import { type Codec, double, i32, pid, string, stringn, text, u32, u64 } from './codec';
 import { ControlCode } from './constants';
 import { ProtocolError } from './errors';
 import {
@@ -109,7 +109,7 @@ const specs = {
   [ControlCode.GET_DBNAME]: spec(u32, string, 'exact'),
   [ControlCode.ENABLE_SEQNUM]: dbIdExact,
   [ControlCode.UPDATE_SEQNUM]: dbIdExact,
-  [ControlCode.DUMP_MEMORY]: spec(null, string, 'exact'),
+  [ControlCode.DUMP_MEMORY]: spec(null, text, 'exact'),
   [ControlCode.GET_PID]: spec(null, null, 'status'),
   [ControlCode.GET_RECMASTER]: obsolete,
   [ControlCode.SET_RECMASTER]: obsolete,
