@@ -12,6 +12,8 @@ import { Tunables } from '../../src/config/tunables';
 import { FILE_LINE, makeTempDir, testModeEnv } from './oracle';
 
 const NODE_ADDRESS = '127.93.0.1';
+// Each line probes one parsing rule on a tunable that cannot disturb the daemon; the malformed
+// line near the end must stop reading, so the last line is neither applied nor reported.
 const TUNABLES_FILE = `MonitorInterval=30
 keepaliveinterval = 0x7
 TakeoverTimeout = 013
@@ -23,6 +25,19 @@ NoEquals
 RecoverTimeout=12abc
 StickyDuration=-5
 DBSizeWarn=4294967297
+DBRecordCountWarn=+5
+DBRecordSizeWarn=18446744073709551615
+LogLatencyMs=18446744073709551616
+StickyPindown=08
+HopcountMakeSticky=0x
+TickleUpdateInterval=1e3
+VerboseMemoryNames = 1 
+RecoveryGracePeriod=5  x
+Stat History Interval=2
+  ;comment
+\tRecBufferSizeLimit\t=\t12345
+= 9
+ElectionTimeout=8
 `;
 
 function writeNodeBase(base: string, extraConf: string): void {
@@ -112,7 +127,8 @@ describe('real ctdbd accepts unknown options and applies ctdb.tunables', () => {
   it('the tunables file problems are the ones ctdbd logs', () => {
     const file = resolvePaths(testModeEnv(base)).tunablesFile;
     const ours: string[] = [];
-    new Tunables().loadFile(file, (m) => ours.push(m.replace(/^.*?:\d+: /, '')));
+    // We prefix file:line and say why a line is malformed; the rest of the text is ctdbd's.
+    new Tunables().loadFile(file, (m) => ours.push(m.replace(/^.*?:\d+: /, '').replace(/^(Syntax error): .*/, '$1')));
     const prefix = 'ctdb_tunable_load_file: ';
     const logged = fs
       .readFileSync(path.join(base, 'log.ctdb'), 'utf8')
