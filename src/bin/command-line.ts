@@ -37,8 +37,8 @@ function optionLabel(option: OptionSpec): string {
 
 function helpText(): string {
   const width = Math.max(...OPTIONS.map((o) => optionLabel(o).length)) + 5;
-  const line = (o: OptionSpec): string => `  ${optionLabel(o).padEnd(width - 2)}${o.description}\n`;
-  const groups = [...new Set(OPTIONS.map((o) => o.group))].sort((a, b) => Number(a !== undefined) - Number(b !== undefined));
+  const line = (o: OptionSpec): string => `  ${optionLabel(o).padEnd(width)}${o.description}\n`;
+  const groups = [undefined, ...new Set(OPTIONS.flatMap((o) => (o.group === undefined ? [] : [o.group])))];
   const sections = groups.map((group) => (group ? `${group}\n` : '') + OPTIONS.filter((o) => o.group === group).map(line).join(''));
   // popt's program name is empty for ctdbd (it keeps argv[0] as an argument).
   return `Usage: [OPTION...]\n${sections.join('\n')}`;
