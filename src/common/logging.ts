@@ -218,45 +218,31 @@ const SYSLOG_PORT = 514;
 /** RFC3164 caps a packet at 1024 bytes; CTDB formats into a 1024-byte buffer (1023 + NUL). */
 const SYSLOG_MAX_PACKET = 1023;
 
-/** syslog:udp / syslog:udp-rfc5424 — CTDB's own formats, sent to the local syslog daemon. */
+/**
+ * syslog:udp / syslog:udp-rfc5424 — CTDB's own formats, sent to the local syslog daemon. Node queues
+ * datagrams instead of failing with EAGAIN, so CTDB's "[Dropped N log messages]" never applies.
+ */
 class UdpSyslogSink implements LogSink {
   readonly #socket: dgram.Socket;
   readonly #rfc5424: boolean;
   readonly #hostname: string;
-  #dropped = 0;
 
   constructor(rfc5424: boolean) {
     this.#rfc5424 = rfc5424;
     this.#hostname = os.hostname().split('.')[0] || 'localhost';
     this.#socket = dgram.createSocket('udp4');
-    this.#socket.on('error', () => {
-      this.#dropped++;
-    });
+    // Like CTDB, a syslog daemon that is not listening loses messages silently.
+    this.#socket.on('error', () => {});
     this.#socket.unref();
   }
 
-  #format(level: number, source: LogSource, message: string): Buffer {
+  write(level: number, source: LogSource, message: string): void {
     const priority = LOG_DAEMON | syslogSeverity(level);
     const header = this.#rfc5424
       ? `<${priority}>1 ${formatRfc5424Time(nowMicros())} ${this.#hostname} ${source.program} ${source.pid} - - `
       : `<${priority}>${source.program}[${source.pid}]: `;
-    const packet = Buffer.from(header + message);
-    return packet.length > SYSLOG_MAX_PACKET ? packet.subarray(0, SYSLOG_MAX_PACKET) : packet;
-  }
-
-  write(level: number, source: LogSource, message: string): void {
-    if (this.#dropped > 0) {
-      const dropped = this.#dropped;
-      this.#dropped = 0;
-      this.#send(this.#format(level, source, `[Dropped ${dropped} log messages]\n`));
-    }
-    this.#send(this.#format(level, source, stripNewline(message)));
-  }
-
-  #send(packet: Buffer): void {
-    this.#socket.send(packet, SYSLOG_PORT, '127.0.0.1', (err) => {
-      if (err) this.#dropped++;
-    });
+    const packet = Buffer.from(header + stripNewline(message));
+    this.#socket.send(packet.subarray(0, SYSLOG_MAX_PACKET), SYSLOG_PORT, '127.0.0.1', () => {});
   }
 
   reopen(): void {}

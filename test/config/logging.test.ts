@@ -144,6 +144,16 @@ describe('syslog logging', () => {
     expect(packets).toEqual(['<27>ctdbd[77]: bad thing', '<29>ctdbd[77]: note', '<29>ctdbd[77]: detail']);
   });
 
+  it('syslog:udp truncates packets to 1023 bytes like CTDB', async () => {
+    const packets = await captureUdp(async () => {
+      const logger = createLogger({ location: 'syslog:udp', level: 0, pid: 1 });
+      logger.error('x'.repeat(5000));
+      await new Promise((r) => setTimeout(r, 100));
+      logger.close();
+    }, 1);
+    expect(packets[0]).toBe(`<27>ctdbd[1]: ${'x'.repeat(1023 - '<27>ctdbd[1]: '.length)}`);
+  });
+
   it('syslog:udp-rfc5424 sends RFC5424 headers', async () => {
     const packets = await captureUdp(async () => {
       const logger = createLogger({ location: 'syslog:udp-rfc5424', level: 'WARNING', pid: 78 });
