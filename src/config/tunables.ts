@@ -138,8 +138,9 @@ export class Tunables {
    * "Name=value" lines (tini syntax, no sections). Each bad line is reported through `log` and
    * skipped while the good ones apply; obsolete tunables are applied AND reported; a malformed
    * line stops reading there. Returns false when anything was reported (ctdbd starts regardless).
+   * `notice` receives ctdbd's NOTICE-level "Loading tunables from <file>" when the file exists.
    */
-  loadFile(path: string, log: (message: string) => void): boolean {
+  loadFile(path: string, log: (message: string) => void, notice?: (message: string) => void): boolean {
     this.resetToDefaults();
     let text: string;
     try {
@@ -149,6 +150,7 @@ export class Tunables {
       log(`Failed to open ${path}: ${(err as Error).message}`);
       return false;
     }
+    notice?.(`Loading tunables from ${path}`);
     let ok = true;
     const report = (line: number, message: string): void => {
       log(`${path}:${line}: ${message}`);

@@ -76,6 +76,16 @@ describe('loadFile (ctdb.tunables)', () => {
     return { t, ok, messages };
   };
 
+  it('announces the file it loads, as ctdbd does at NOTICE level', () => {
+    const file = path.join(tempDir(), 'announced.tunables');
+    fs.writeFileSync(file, 'MonitorInterval=20\n');
+    const notices: string[] = [];
+    new Tunables().loadFile(file, () => {}, (m) => notices.push(m));
+    expect(notices).toEqual([`Loading tunables from ${file}`]);
+    new Tunables().loadFile(path.join(tempDir(), 'absent'), () => {}, (m) => notices.push(m));
+    expect(notices).toHaveLength(1);
+  });
+
   it('a missing file is fine and gives defaults', () => {
     const { t, ok, messages } = load(undefined);
     expect(ok).toBe(true);
