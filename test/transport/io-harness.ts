@@ -1,10 +1,12 @@
 // One NativeIo per test process (the native module allows no second one): it records
 // every callback per connection so tests can wait for what they expect to happen.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { IoOptions, TcpPeer, UnixPeer } from '../../src/transport/native-io';
+import { projectRoot } from '../../src/native';
 import { NativeIo } from '../../src/transport/native-io';
 
 export interface ConnRecord {
@@ -92,4 +94,14 @@ export function tempDir(prefix: string): string {
 /** Writes and waits until the kernel took the bytes. */
 export function write(socket: net.Socket, bytes: Buffer): Promise<void> {
   return new Promise((resolve, reject) => socket.write(bytes, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Runs a script in a fresh node process with `NativeIo` (from the tsc build) in scope; resolves with its stdout. */
+export function runNode(script: string, timeoutMs = 10_000): Promise<string> {
+  const facade = path.join(projectRoot, 'dist', 'src', 'transport', 'native-io.js');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', `const { NativeIo } = require(${JSON.stringify(facade)});\n${script}`], { timeout: timeoutMs }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
 }

@@ -4,10 +4,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/native';
 import type { TcpPeer, UnixPeer } from '../../src/transport/native-io';
 import { isUnixPeer, NativeIo } from '../../src/transport/native-io';
-import { IoHarness, makePacket, tempDir, write } from './io-harness';
+import { IoHarness, makePacket, runNode, tempDir, write } from './io-harness';
 
 const h = new IoHarness();
 const dir = tempDir('ctdb-io-sockets-');
@@ -18,16 +17,6 @@ function listenTcp(address: string): { listener: number; port: number } {
   const listener = h.io.listenTcp(address, 0);
   cleanup.push(() => h.io.closeListener(listener));
   return { listener, port: h.io.listenerPort(listener) };
-}
-
-/** Runs a script in a fresh node process that loads the built facade; resolves with its stdout. */
-function runNode(script: string, timeoutMs = 10_000): Promise<string> {
-  const facade = path.join(projectRoot, 'dist', 'src', 'transport', 'native-io.js');
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['-e', `const { NativeIo } = require(${JSON.stringify(facade)});\n${script}`], { timeout: timeoutMs }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
-    );
-  });
 }
 
 describe('unix listener', () => {
