@@ -14,6 +14,21 @@ export interface Codec<T> {
   pull(buf: Buffer, off: number, end: number): { value: T; size: number };
   /** Set when every value has this encoded size (lets arrays reject absurd counts up front). */
   readonly fixedSize?: number;
+  /** Present with fixedSize: reads without bounds checks, after the caller checked fixedSize bytes. */
+  read?(buf: Buffer, off: number): T;
+  /** Present with fixedSize: writes exactly fixedSize bytes. */
+  write?(v: T, buf: Buffer, off: number): void;
+}
+
+/** A codec whose values all take the same number of bytes (the fast path of structs and arrays). */
+export interface FixedCodec<T> extends Codec<T> {
+  readonly fixedSize: number;
+  read(buf: Buffer, off: number): T;
+  write(v: T, buf: Buffer, off: number): void;
+}
+
+function isFixed<T>(codec: Codec<T>): codec is FixedCodec<T> {
+  return codec.fixedSize !== undefined && codec.read !== undefined && codec.write !== undefined;
 }
 
 export type CodecValue<C> = C extends Codec<infer T> ? T : never;
@@ -25,9 +40,12 @@ export function need(what: string, n: number, off: number, end: number): void {
   }
 }
 
-function fixed<T>(name: string, n: number, read: (buf: Buffer, off: number) => T, write: (v: T, buf: Buffer, off: number) => void): Codec<T> {
+/** A fixed-size codec from an unchecked reader and writer. */
+export function fixed<T>(name: string, n: number, read: (buf: Buffer, off: number) => T, write: (v: T, buf: Buffer, off: number) => void): FixedCodec<T> {
   return {
     fixedSize: n,
+    read,
+    write,
     size: () => n,
     push(v, buf, off) {
       write(v, buf, off);
@@ -135,7 +153,7 @@ export const stringn: Codec<string | null> = {
 };
 
 /** A fixed char[n] holding a NUL-terminated string (at most n-1 bytes of text). */
-export function chararray(n: number): Codec<string> {
+export function chararray(n: number): FixedCodec<string> {
   return fixed<string>(
     `char[${n}]`,
     n,
@@ -149,7 +167,7 @@ export function chararray(n: number): Codec<string> {
 }
 
 /** Exactly n raw bytes. */
-export function bytes(n: number): Codec<Buffer> {
+export function bytes(n: number): FixedCodec<Buffer> {
   return fixed<Buffer>(
     `${n} bytes`,
     n,
@@ -203,24 +221,59 @@ function pullField<T>(structName: string, key: unknown, codec: Codec<T>, buf: Bu
   }
 }
 
+interface StructEntry {
+  key: string | null;
+  codec: Codec<unknown> | null;
+  /** Padding bytes (entries without a codec). */
+  pad: number;
+}
+
+function structEntries<T>(fields: FieldList<T>): StructEntry[] {
+  return fields.map((f) => ('pad' in f ? { key: null, codec: null, pad: f.pad } : { key: String(f[0]), codec: f[1] as Codec<unknown>, pad: 0 }));
+}
+
+/** A struct whose members all have fixed sizes: reads at precomputed offsets after one bounds check. */
+function compileFixed<T>(name: string, entries: StructEntry[]): FixedCodec<T> | undefined {
+  if (!entries.every((e) => e.codec === null || isFixed(e.codec))) return undefined;
+  const members: Array<{ key: string; codec: FixedCodec<unknown>; at: number }> = [];
+  const pads: Array<{ at: number; n: number }> = [];
+  let size = 0;
+  for (const e of entries) {
+    if (e.codec === null) pads.push({ at: size, n: e.pad });
+    else members.push({ key: e.key as string, codec: e.codec as FixedCodec<unknown>, at: size });
+    size += e.codec === null ? e.pad : (e.codec.fixedSize as number);
+  }
+  const read = (buf: Buffer, off: number): T => {
+    const out: Record<string, unknown> = {};
+    for (const m of members) out[m.key] = m.codec.read(buf, off + m.at);
+    return out as T;
+  };
+  const write = (v: T, buf: Buffer, off: number): void => {
+    const rec = v as Record<string, unknown>;
+    for (const m of members) m.codec.write(rec[m.key], buf, off + m.at);
+    for (const p of pads) buf.fill(0, off + p.at, off + p.at + p.n);
+  };
+  return fixed(name, size, read, write);
+}
+
 /** A C struct as a table of named fields and explicit padding, in wire order. */
 export function struct<T>(name: string, fields: FieldList<T>): Codec<T> {
-  const entries = fields.map((f) => ('pad' in f ? { key: null, codec: null, pad: f.pad } : { key: f[0] as keyof T, codec: f[1] as Codec<unknown>, pad: 0 }));
-  const sizes = entries.map((e) => (e.codec ? e.codec.fixedSize : e.pad));
-  const fixedSize = sizes.every((s) => s !== undefined) ? sizes.reduce<number>((a, s) => a + (s as number), 0) : undefined;
+  const entries = structEntries(fields);
+  const fast = compileFixed<T>(name, entries);
+  if (fast !== undefined) return fast;
   return {
-    fixedSize,
     size(v) {
-      if (fixedSize !== undefined) return fixedSize;
+      const rec = v as Record<string, unknown>;
       let n = 0;
-      for (const e of entries) n += e.codec ? e.codec.size(v[e.key as keyof T]) : e.pad;
+      for (const e of entries) n += e.codec ? e.codec.size(rec[e.key as string]) : e.pad;
       return n;
     },
     push(v, buf, off) {
+      const rec = v as Record<string, unknown>;
       let at = off;
       for (const e of entries) {
         if (e.codec) {
-          at += e.codec.push(v[e.key as keyof T], buf, at);
+          at += e.codec.push(rec[e.key as string], buf, at);
         } else {
           buf.fill(0, at, at + e.pad);
           at += e.pad;
@@ -229,22 +282,32 @@ export function struct<T>(name: string, fields: FieldList<T>): Codec<T> {
       return at - off;
     },
     pull(buf, off, end) {
-      if (fixedSize !== undefined) need(name, fixedSize, off, end);
-      const out: Record<string | number | symbol, unknown> = {};
+      const out: Record<string, unknown> = {};
       let at = off;
       for (const e of entries) {
-        if (e.codec) {
+        if (e.codec === null) {
+          need(`${name} padding`, e.pad, at, end);
+          at += e.pad;
+        } else if (isFixed(e.codec)) {
+          need(`${name}.${e.key}`, e.codec.fixedSize, at, end);
+          out[e.key as string] = e.codec.read(buf, at);
+          at += e.codec.fixedSize;
+        } else {
           const r = pullField(name, e.key, e.codec, buf, at, end);
           out[e.key as string] = r.value;
           at += r.size;
-        } else {
-          need(`${name} padding`, e.pad, at, end);
-          at += e.pad;
         }
       }
       return { value: out as T, size: at - off };
     },
   };
+}
+
+/** A struct that must be fixed-size (all members fixed): typed as such for unchecked reads. */
+export function fixedStruct<T>(name: string, fields: FieldList<T>): FixedCodec<T> {
+  const codec = compileFixed<T>(name, structEntries(fields));
+  if (codec === undefined) throw new Error(`${name}: every member of a fixedStruct needs a fixed size`);
+  return codec;
 }
 
 /** A count followed by that many items (optionally with alignment padding after the count). */
@@ -268,12 +331,16 @@ export function array<T>(name: string, count: Codec<number>, item: Codec<T>, pad
       let at = off + c.size;
       need(`${name} padding`, padAfterCount, at, end);
       at += padAfterCount;
-      if (item.fixedSize !== undefined) need(`${name} of ${c.value}`, c.value * item.fixedSize, at, end);
       const out: T[] = [];
-      for (let i = 0; i < c.value; i++) {
-        const r = item.pull(buf, at, end);
-        out.push(r.value);
-        at += r.size;
+      if (isFixed(item)) {
+        need(`${name} of ${c.value}`, c.value * item.fixedSize, at, end);
+        for (let i = 0; i < c.value; i++, at += item.fixedSize) out.push(item.read(buf, at));
+      } else {
+        for (let i = 0; i < c.value; i++) {
+          const r = item.pull(buf, at, end);
+          out.push(r.value);
+          at += r.size;
+        }
       }
       return { value: out, size: at - off };
     },
@@ -281,30 +348,31 @@ export function array<T>(name: string, count: Codec<number>, item: Codec<T>, pad
 }
 
 /** Exactly n items, no count on the wire (C arrays such as buckets[16]). */
-export function fixedArray<T>(name: string, n: number, item: Codec<T>): Codec<T[]> {
+export function fixedArray<T>(name: string, n: number, item: Codec<T>): FixedCodec<T[]> {
+  if (!isFixed(item)) throw new Error(`fixedArray ${name}: items must have a fixed size`);
   const itemSize = item.fixedSize;
-  if (itemSize === undefined) throw new Error(`fixedArray ${name}: items must have a fixed size`);
-  return {
-    fixedSize: n * itemSize,
-    size: () => n * itemSize,
-    push(v, buf, off) {
+  return fixed(
+    name,
+    n * itemSize,
+    (buf, off) => Array.from({ length: n }, (_, i) => item.read(buf, off + i * itemSize)),
+    (v, buf, off) => {
       if (v.length !== n) throw new ProtocolError(`${name}: expected ${n} items, got ${v.length}`);
-      v.forEach((x, i) => item.push(x, buf, off + i * itemSize));
-      return n * itemSize;
+      v.forEach((x, i) => item.write(x, buf, off + i * itemSize));
     },
-    pull(buf, off, end) {
-      need(name, n * itemSize, off, end);
-      const out: T[] = [];
-      for (let i = 0; i < n; i++) out.push(item.pull(buf, off + i * itemSize, end).value);
-      return { value: out, size: n * itemSize };
-    },
-  };
+  );
 }
 
 /** A codec for B stored on the wire as A (e.g. a db_id padded to 8 bytes held as a plain number). */
 export function mapped<A, B>(codec: Codec<A>, decode: (a: A) => B, encode: (b: B) => A): Codec<B> {
+  if (isFixed(codec)) {
+    return fixed<B>(
+      'mapped',
+      codec.fixedSize,
+      (buf, off) => decode(codec.read(buf, off)),
+      (v, buf, off) => codec.write(encode(v), buf, off),
+    );
+  }
   return {
-    fixedSize: codec.fixedSize,
     size: (v) => codec.size(encode(v)),
     push: (v, buf, off) => codec.push(encode(v), buf, off),
     pull(buf, off, end) {

@@ -1,6 +1,6 @@
 // The 32-byte header and the ten packet kinds (ctdb/protocol/protocol_{header,call,message,control,
 // keepalive,tunnel}.c). Bodies are fixed fields, then u32 lengths, then the variable parts in that order.
-import { type Codec, type FieldList, i32, pad, struct, u32, u64 } from './codec';
+import { type Codec, type FieldList, fixedStruct, i32, pad, u32, u64 } from './codec';
 import { CTDB_DS_ALIGNMENT, CTDB_MAGIC, CTDB_PROTOCOL, HEADER_SIZE, Operation } from './constants';
 import { ProtocolError } from './errors';
 
@@ -104,7 +104,7 @@ export function isPacket<Op extends Operation>(p: Packet, operation: Op): p is P
 /** A packet without its header: what the body codecs read and write. */
 type BodyOf<P extends Packet> = Omit<P, 'header'>;
 
-const headerCodec = struct<Header>('ctdb_req_header', [
+const headerCodec = fixedStruct<Header>('ctdb_req_header', [
   ['length', u32],
   ['magic', u32],
   ['version', u32],
@@ -146,41 +146,47 @@ type VarParts<T> = ReadonlyArray<{ [K in keyof T]-?: readonly [K, VarPart<T[K]>]
  * fields (REQ/REPLY_DMASTER put the record flags after the data).
  */
 function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail: FieldList<T> = []): Codec<T> {
-  const headCodec = struct<T>(name, head);
-  const tailCodec = struct<T>(name, tail);
-  const fixedLen = (headCodec.fixedSize as number) + 4 * parts.length + (tailCodec.fixedSize as number);
+  const headCodec = fixedStruct<T>(name, head);
+  const tailCodec = tail.length > 0 ? fixedStruct<T>(name, tail) : null;
+  const tailSize = tailCodec?.fixedSize ?? 0;
+  const lengthsAt = headCodec.fixedSize;
+  const fixedLen = lengthsAt + 4 * parts.length + tailSize;
+  const varSize = (v: T): number => {
+    let n = 0;
+    for (const [k, p] of parts) n += p.byteLength(v[k]);
+    return n;
+  };
   return {
-    size: (v) => fixedLen + parts.reduce((n, [k, p]) => n + p.byteLength(v[k]), 0),
+    size: (v) => fixedLen + varSize(v),
     push(v, buf, off) {
-      let at = off + headCodec.push(v, buf, off);
-      const lens = parts.map(([k, p]) => p.byteLength(v[k]));
-      for (const len of lens) at += u32.push(len, buf, at);
+      headCodec.write(v, buf, off);
+      let at = off + lengthsAt + 4 * parts.length;
       parts.forEach(([k, p], i) => {
+        const len = p.byteLength(v[k]);
+        buf.writeUInt32LE(len, off + lengthsAt + 4 * i);
         p.write(v[k], buf, at);
-        at += lens[i];
+        at += len;
       });
-      return at + tailCodec.push(v, buf, at) - off;
+      tailCodec?.write(v, buf, at);
+      return at + tailSize - off;
     },
     pull(buf, off, end) {
       // Bodies always follow the 32-byte header: report sizes as whole-packet sizes.
       const truncated = (bodyBytes: number): ProtocolError =>
         new ProtocolError(`truncated ${name}: need ${HEADER_SIZE + bodyBytes} bytes, have ${HEADER_SIZE + end - off}`);
       if (end - off < fixedLen) throw truncated(fixedLen);
-      const head = headCodec.pull(buf, off, end);
-      let at = off + head.size;
-      const lens = parts.map((_, i) => buf.readUInt32LE(at + 4 * i));
-      at += 4 * parts.length;
-      const tailSize = tailCodec.fixedSize as number;
-      const total = lens.reduce((a, b) => a + b, 0);
-      if (end - at < total + tailSize) throw truncated(at - off + total + tailSize);
-      const out = head.value as Record<keyof T, unknown>;
+      const out = headCodec.read(buf, off) as Record<keyof T, unknown>;
+      let total = 0;
+      for (let i = 0; i < parts.length; i++) total += buf.readUInt32LE(off + lengthsAt + 4 * i);
+      if (total > end - off - fixedLen) throw truncated(fixedLen + total);
+      let at = off + lengthsAt + 4 * parts.length;
       parts.forEach(([k, p], i) => {
-        out[k] = p.read(buf, at, at + lens[i]);
-        at += lens[i];
+        const len = buf.readUInt32LE(off + lengthsAt + 4 * i);
+        out[k] = p.read(buf, at, at + len);
+        at += len;
       });
-      const tail = tailCodec.pull(buf, at, end);
-      Object.assign(out, tail.value);
-      return { value: out as T, size: at + tail.size - off };
+      if (tailCodec) Object.assign(out, tailCodec.read(buf, at));
+      return { value: out as T, size: at + tailSize - off };
     },
   };
 }
@@ -229,7 +235,7 @@ export function decodeHeader(buf: Buffer): Header {
   if (buf.length < HEADER_SIZE) {
     throw new ProtocolError(`truncated header: need ${HEADER_SIZE} bytes, have ${buf.length}`);
   }
-  return headerCodec.pull(buf, 0, HEADER_SIZE).value;
+  return headerCodec.read(buf, 0);
 }
 
 /** A header with the constant fields filled in (length is computed by encodePacket). */
@@ -255,8 +261,9 @@ export function decodePacket(buf: Buffer): Packet {
   if (header.operation === Operation.REQ_KEEPALIVE && header.length === HEADER_SIZE) {
     return { header: header as ReqKeepalive['header'], version: 0, uptime: 0, headerOnly: true };
   }
-  const body = codec.pull(buf, HEADER_SIZE, header.length).value;
-  return { header, ...body } as Packet;
+  const packet = codec.pull(buf, HEADER_SIZE, header.length).value as Packet;
+  packet.header = header;
+  return packet;
 }
 
 /**
@@ -276,19 +283,19 @@ const DAEMON_MIN_SIZE: Record<Operation, number> = {
   [Operation.REQ_TUNNEL]: 56,
 };
 
-/** Size of the encoded packet before padding, as ctdbd would allocate it. */
-function unpaddedSize(p: Packet): number {
-  if (p.header.operation === Operation.REQ_KEEPALIVE && (p as ReqKeepalive).headerOnly) return HEADER_SIZE;
-  const codec = bodyCodecs[p.header.operation] as Codec<Packet>;
-  return Math.max(HEADER_SIZE + codec.size(p), DAEMON_MIN_SIZE[p.header.operation]);
-}
-
 /** Encodes a packet zero-padded (like ctdbd) to CTDB_DS_ALIGNMENT, with the padded size in the length field. */
 export function encodePacket(p: Packet): Buffer {
-  const padded = Math.ceil(unpaddedSize(p) / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
-  const buf = Buffer.alloc(padded);
-  headerCodec.push({ ...p.header, length: padded }, buf, 0);
-  if (padded > HEADER_SIZE) (bodyCodecs[p.header.operation] as Codec<Packet>).push(p, buf, HEADER_SIZE);
+  const op = p.header.operation;
+  const headerOnly = op === Operation.REQ_KEEPALIVE && (p as ReqKeepalive).headerOnly === true;
+  const codec = bodyCodecs[op] as Codec<Packet>;
+  const end = headerOnly ? HEADER_SIZE : HEADER_SIZE + codec.size(p);
+  const padded = Math.ceil(Math.max(end, headerOnly ? 0 : DAEMON_MIN_SIZE[op]) / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
+  // Every byte up to `end` is written by the codecs (padding fields included); the rest is zeroed here.
+  const buf = Buffer.allocUnsafe(padded);
+  headerCodec.write(p.header, buf, 0);
+  buf.writeUInt32LE(padded, 0);
+  if (!headerOnly) codec.push(p, buf, HEADER_SIZE);
+  buf.fill(0, end, padded);
   return buf;
 }
 
@@ -299,12 +306,18 @@ export interface HeaderRewrite {
   reqid?: number;
 }
 
-const headerFieldOffsets: Record<keyof HeaderRewrite, number> = { generation: 12, destnode: 20, srcnode: 24, reqid: 28 };
+const HEADER_FIELD_OFFSETS: ReadonlyArray<readonly [keyof HeaderRewrite, number]> = [
+  ['generation', 12],
+  ['destnode', 20],
+  ['srcnode', 24],
+  ['reqid', 28],
+];
 
 /** Rewrites header fields of an encoded packet in place (forwarding without re-encoding). */
 export function writeHeaderFields(buf: Buffer, fields: HeaderRewrite): void {
   if (buf.length < HEADER_SIZE) throw new ProtocolError(`truncated header: need ${HEADER_SIZE} bytes, have ${buf.length}`);
-  for (const [name, value] of Object.entries(fields) as Array<[keyof HeaderRewrite, number | undefined]>) {
-    if (value !== undefined) buf.writeUInt32LE(value, headerFieldOffsets[name]);
+  for (const [name, offset] of HEADER_FIELD_OFFSETS) {
+    const value = fields[name];
+    if (value !== undefined) buf.writeUInt32LE(value, offset);
   }
 }

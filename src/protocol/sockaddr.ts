@@ -1,8 +1,7 @@
 // ctdb_sock_addr: a raw 28-byte union of sockaddr_in / sockaddr_in6. The family is host order, the
 // port network order (a copy of the OS struct). Only the family's own bytes matter on read: smbd may
 // leave garbage in the rest, and flowinfo / scope_id are not used by CTDB.
-import type { Codec } from './codec';
-import { need } from './codec';
+import { type FixedCodec, fixed } from './codec';
 import { ProtocolError } from './errors';
 
 export interface SockAddr {
@@ -65,30 +64,24 @@ function formatIpv6(buf: Buffer, off: number): string {
   return `${text(words.slice(0, best))}::${text(words.slice(best + bestLen))}`;
 }
 
-export const sockAddrCodec: Codec<SockAddr> = {
-  fixedSize: SOCK_ADDR_SIZE,
-  size: () => SOCK_ADDR_SIZE,
-  push(v, buf, off) {
+export const sockAddrCodec: FixedCodec<SockAddr> = fixed<SockAddr>(
+  'sock_addr',
+  SOCK_ADDR_SIZE,
+  (buf, off) => {
+    const family = buf.readUInt16LE(off);
+    const port = buf.readUInt16BE(off + 2);
+    if (family === AF_INET) return { family: 'ipv4', address: `${buf[off + 4]}.${buf[off + 5]}.${buf[off + 6]}.${buf[off + 7]}`, port };
+    if (family === AF_INET6) return { family: 'ipv6', address: formatIpv6(buf, off + 8), port };
+    throw new ProtocolError(`bad address family ${family}`);
+  },
+  (v, buf, off) => {
     buf.fill(0, off, off + SOCK_ADDR_SIZE);
     const ok = v.family === 'ipv4' ? parseIpv4(v.address, buf, off + 4) : parseIpv6(v.address, buf, off + 8);
     if (!ok) throw new ProtocolError(`bad ${v.family} address '${v.address}'`);
     buf.writeUInt16LE(v.family === 'ipv4' ? AF_INET : AF_INET6, off);
     buf.writeUInt16BE(v.port, off + 2);
-    return SOCK_ADDR_SIZE;
   },
-  pull(buf, off, end) {
-    need('sock_addr', SOCK_ADDR_SIZE, off, end);
-    const family = buf.readUInt16LE(off);
-    const port = buf.readUInt16BE(off + 2);
-    if (family === AF_INET) {
-      return { value: { family: 'ipv4', address: Array.from(buf.subarray(off + 4, off + 8)).join('.'), port }, size: SOCK_ADDR_SIZE };
-    }
-    if (family === AF_INET6) {
-      return { value: { family: 'ipv6', address: formatIpv6(buf, off + 8), port }, size: SOCK_ADDR_SIZE };
-    }
-    throw new ProtocolError(`bad address family ${family}`);
-  },
-};
+);
 
 /** Parses "1.2.3.4" or an IPv6 text into a SockAddr (port 0 unless given); null if it is neither. */
 export function parseSockAddr(address: string, port = 0): SockAddr | null {
