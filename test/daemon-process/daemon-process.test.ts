@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ensureSeaBinary } from '../../scripts/build-sea';
+import { packageRoot } from '../../scripts/package-root';
 import { allocateAddressBlock } from '../../scripts/cluster/addresses';
 import type { AddressBlock } from '../../scripts/cluster/addresses';
 import { runCtdb } from '../../scripts/cluster/ctdb-tool';
@@ -35,8 +36,8 @@ afterEach(async () => {
   fs.rmSync(node.base, { recursive: true, force: true });
 });
 
-function launch(args: string[] = [], stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ChildProcess & { output: () => string } {
-  const child = spawn(ctdbd, args, { env: { PATH: process.env.PATH, CTDB_BASE: node.base, CTDB_TEST_MODE: 'yes' }, stdio });
+function launch(args: string[] = [], stdio: StdioOptions = ['ignore', 'pipe', 'pipe'], binary = ctdbd): ChildProcess & { output: () => string } {
+  const child = spawn(binary, args, { env: { PATH: process.env.PATH, CTDB_BASE: node.base, CTDB_TEST_MODE: 'yes' }, stdio });
   if (child.pid !== undefined) started.push(child.pid);
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -55,8 +56,8 @@ function readPidFile(): number {
 }
 
 /** Starts a daemon the way systemd and CTDB's harness do; returns its pid. */
-async function startDaemonised(): Promise<number> {
-  const launcher = launch();
+async function startDaemonised(binary = ctdbd): Promise<number> {
+  const launcher = launch([], undefined, binary);
   expect(await exitOf(launcher), launcher.output()).toBe(0);
   // Ready means ready: no polling for the pid file or the socket.
   const pid = readPidFile();
@@ -72,6 +73,17 @@ describe('ctdbd process', () => {
     expect(path.basename(fs.readlinkSync(`/proc/${pid}/exe`))).toBe('ctdbd');
     expect(fs.readFileSync(`/proc/${pid}/comm`, 'utf8')).toBe('ctdbd\n');
     expect(execFileSync('pidof', ['ctdbd'], { encoding: 'utf8' }).trim().split(' ')).toContain(String(pid));
+  });
+
+  it('runs through a symlink, as scripts/install-system.sh installs /usr/sbin/ctdbd', async () => {
+    const sbindir = path.join(node.base, 'sbin');
+    execFileSync(path.join(packageRoot, 'scripts', 'install-system.sh'), ['--sbindir', sbindir], { stdio: 'ignore' });
+    const linked = path.join(sbindir, 'ctdbd');
+    expect(fs.readlinkSync(linked)).toBe(ctdbd);
+    const pid = await startDaemonised(linked);
+    expect(fs.readlinkSync(`/proc/${pid}/exe`)).toBe(ctdbd);
+    execFileSync(path.join(packageRoot, 'scripts', 'install-system.sh'), ['--sbindir', sbindir, '--uninstall'], { stdio: 'ignore' });
+    expect(fs.existsSync(linked)).toBe(false);
   });
 
   it('refuses a second daemon with the same pid file, naming the running one', async () => {
