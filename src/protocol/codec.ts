@@ -130,10 +130,8 @@ export const string: Codec<string | null> = {
 export const text: Codec<string | null> = {
   size: (v) => (v === null ? 0 : Buffer.byteLength(v)),
   push: (v, buf, off) => (v === null ? 0 : buf.write(v, off, 'utf8')),
-  pull(buf, off, end) {
-    if (end <= off) return { value: null, size: 0 };
-    return { value: readCString(buf, off, end), size: end - off };
-  },
+  // Reading stops at a NUL anyway, so a client-library style terminator is dropped.
+  pull: string.pull,
 };
 
 /** u32 length (including the NUL; 0 = null) followed by the NUL-terminated string. */

@@ -1,6 +1,6 @@
 // The 32-byte header and the ten packet kinds (ctdb/protocol/protocol_{header,call,message,control,
 // keepalive,tunnel}.c). Bodies are fixed fields, then u32 lengths, then the variable parts in that order.
-import { type Codec, type FieldList, fixedStruct, i32, pad, u32, u64 } from './codec';
+import { type Codec, type FieldList, fixedStruct, i32, pad, restBytes, text, u32, u64 } from './codec';
 import { CTDB_DS_ALIGNMENT, CTDB_MAGIC, CTDB_PROTOCOL, HEADER_SIZE, Operation } from './constants';
 import { ProtocolError } from './errors';
 
@@ -115,31 +115,8 @@ const headerCodec = fixedStruct<Header>('ctdb_req_header', [
   ['reqid', u32],
 ]);
 
-/** How one variable-length part travels: its length in the length block, its bytes after it. */
-interface VarPart<T> {
-  byteLength(v: T): number;
-  write(v: T, buf: Buffer, off: number): void;
-  read(buf: Buffer, start: number, end: number): T;
-}
-
-const rawPart: VarPart<Buffer> = {
-  byteLength: (v) => v.length,
-  write: (v, buf, off) => void v.copy(buf, off),
-  read: (buf, start, end) => buf.subarray(start, end),
-};
-
-/** Text without a NUL on the wire; zero length = null. */
-const textPart: VarPart<string | null> = {
-  byteLength: (v) => (v === null ? 0 : Buffer.byteLength(v)),
-  write: (v, buf, off) => void (v !== null && buf.write(v, off, 'utf8')),
-  read(buf, start, end) {
-    if (end === start) return null;
-    const nul = buf.indexOf(0, start);
-    return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
-  },
-};
-
-type VarParts<T> = ReadonlyArray<{ [K in keyof T]-?: readonly [K, VarPart<T[K]>] }[keyof T]>;
+/** The variable parts of a body: raw bytes, or text (REPLY_CONTROL's error string, sent without a NUL). */
+type VarParts<T> = ReadonlyArray<{ [K in keyof T]-?: readonly [K, Codec<T[K]>] }[keyof T]>;
 
 /**
  * A packet body: fixed fields, a u32 length per variable part, the variable parts, then fixed trailer
@@ -153,7 +130,7 @@ function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail
   const fixedLen = lengthsAt + 4 * parts.length + tailSize;
   const varSize = (v: T): number => {
     let n = 0;
-    for (const [k, p] of parts) n += p.byteLength(v[k]);
+    for (const [k, p] of parts) n += p.size(v[k]);
     return n;
   };
   return {
@@ -162,9 +139,8 @@ function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail
       headCodec.write(v, buf, off);
       let at = off + lengthsAt + 4 * parts.length;
       parts.forEach(([k, p], i) => {
-        const len = p.byteLength(v[k]);
+        const len = p.push(v[k], buf, at);
         buf.writeUInt32LE(len, off + lengthsAt + 4 * i);
-        p.write(v[k], buf, at);
         at += len;
       });
       tailCodec?.write(v, buf, at);
@@ -182,7 +158,7 @@ function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail
       let at = off + lengthsAt + 4 * parts.length;
       parts.forEach(([k, p], i) => {
         const len = buf.readUInt32LE(off + lengthsAt + 4 * i);
-        out[k] = p.read(buf, at, at + len);
+        out[k] = p.pull(buf, at, at + len).value;
         at += len;
       });
       if (tailCodec) Object.assign(out, tailCodec.read(buf, at));
@@ -195,35 +171,35 @@ const bodyCodecs: { [Op in Operation]: Codec<BodyOf<PacketOf<Op>>> } = {
   [Operation.REQ_CALL]: bodyCodec<BodyOf<ReqCall>>(
     'REQ_CALL',
     [['flags', u32], ['dbId', u32], ['callId', u32], ['hopcount', u32]],
-    [['key', rawPart], ['callData', rawPart]],
+    [['key', restBytes], ['callData', restBytes]],
   ),
-  [Operation.REPLY_CALL]: bodyCodec<BodyOf<ReplyCall>>('REPLY_CALL', [['status', i32]], [['data', rawPart]]),
+  [Operation.REPLY_CALL]: bodyCodec<BodyOf<ReplyCall>>('REPLY_CALL', [['status', i32]], [['data', restBytes]]),
   [Operation.REQ_DMASTER]: bodyCodec<BodyOf<ReqDmaster>>(
     'REQ_DMASTER',
     [['dbId', u32], pad(4), ['rsn', u64], ['dmaster', u32]],
-    [['key', rawPart], ['data', rawPart]],
+    [['key', restBytes], ['data', restBytes]],
     [['recordFlags', u32]],
   ),
   [Operation.REPLY_DMASTER]: bodyCodec<BodyOf<ReplyDmaster>>(
     'REPLY_DMASTER',
     [['dbId', u32], pad(4), ['rsn', u64]],
-    [['key', rawPart], ['data', rawPart]],
+    [['key', restBytes], ['data', restBytes]],
     [['recordFlags', u32]],
   ),
-  [Operation.REPLY_ERROR]: bodyCodec<BodyOf<ReplyError>>('REPLY_ERROR', [['status', i32]], [['msg', rawPart]]),
-  [Operation.REQ_MESSAGE]: bodyCodec<BodyOf<ReqMessage>>('REQ_MESSAGE', [['srvid', u64]], [['data', rawPart]]),
+  [Operation.REPLY_ERROR]: bodyCodec<BodyOf<ReplyError>>('REPLY_ERROR', [['status', i32]], [['msg', restBytes]]),
+  [Operation.REQ_MESSAGE]: bodyCodec<BodyOf<ReqMessage>>('REQ_MESSAGE', [['srvid', u64]], [['data', restBytes]]),
   [Operation.REQ_CONTROL]: bodyCodec<BodyOf<ReqControl>>(
     'REQ_CONTROL',
     [['opcode', u32], pad(4), ['srvid', u64], ['clientId', u32], ['flags', u32]],
-    [['data', rawPart]],
+    [['data', restBytes]],
   ),
   [Operation.REPLY_CONTROL]: bodyCodec<BodyOf<ReplyControl>>(
     'REPLY_CONTROL',
     [['status', i32]],
-    [['data', rawPart], ['errorMessage', textPart]],
+    [['data', restBytes], ['errorMessage', text]],
   ),
   [Operation.REQ_KEEPALIVE]: bodyCodec<BodyOf<ReqKeepalive>>('REQ_KEEPALIVE', [['version', u32], ['uptime', u32]], []),
-  [Operation.REQ_TUNNEL]: bodyCodec<BodyOf<ReqTunnel>>('REQ_TUNNEL', [['tunnelId', u64], ['flags', u32]], [['data', rawPart]]),
+  [Operation.REQ_TUNNEL]: bodyCodec<BodyOf<ReqTunnel>>('REQ_TUNNEL', [['tunnelId', u64], ['flags', u32]], [['data', restBytes]]),
 };
 
 function hex(n: number): string {
