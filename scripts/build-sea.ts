@@ -69,9 +69,11 @@ export function ensureSeaBinary(): string {
   return seaBinaryIsCurrent() ? seaBinaryPath : buildSeaBinary();
 }
 
+// `node dist/scripts/build-sea.js [--force]`: the build step; skips an up-to-date binary.
 if (require.main === module) {
   try {
-    console.log(`built ${buildSeaBinary()}`);
+    const current = !process.argv.includes('--force') && seaBinaryIsCurrent();
+    console.log(current ? `${seaBinaryPath} is up to date` : `built ${buildSeaBinary()}`);
   } catch (err) {
     console.error(`build-sea: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
