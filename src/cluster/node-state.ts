@@ -20,7 +20,7 @@ export interface VnnMap {
 export class NodeState {
   readonly nodes: ClusterNode[];
   recMode: RecMode = RecMode.ACTIVE;
-  runstate: Runstate = Runstate.INIT;
+  runstate: Runstate = Runstate.UNKNOWN;
   vnnMap: VnnMap;
   capabilities: number;
   /** Leader as last announced by a SRVID_LEADER broadcast (UNKNOWN until one arrives). */

@@ -11,6 +11,7 @@ import {
   ControlCode,
   ControlFlag,
   INVALID_GENERATION,
+  NodeFlag,
   Pnn,
   RecMode,
   Srvid,
@@ -94,7 +95,8 @@ export class Recoverd {
 
   ownFlagsChanged(oldFlags: number, newFlags: number): void {
     this.#pushOwnFlags(Pnn.BROADCAST_CONNECTED, oldFlags, newFlags);
-    this.#recoveryRequested = true;
+    // Only a change of the active set needs a new vnn map; health changes do not.
+    if (((oldFlags ^ newFlags) & NodeFlag.INACTIVE) !== 0) this.#recoveryRequested = true;
   }
 
   #pushOwnFlags(destnode: number, oldFlags: number, newFlags: number): void {
@@ -148,19 +150,29 @@ export class Recoverd {
   }
 
   async #checkCluster(): Promise<void> {
-    await this.#refreshCapabilities();
+    await this.#refreshPeers();
     if (!this.isLeader || this.#recovering) return;
     if (!this.#recoveries.disabled && (await this.#needRecovery())) await this.#recover();
     if (this.#takeoverRequests.length > 0 && !this.#takeoverRuns.disabled) await this.#takeoverRun();
   }
 
-  /** Capabilities change at run time (setleaderrole, setlmasterrole): ask every peer each loop. */
-  async #refreshCapabilities(): Promise<void> {
+  /**
+   * Each peer is the authority on its own flags and capabilities (setleaderrole,
+   * stop, ban …): ask every connected peer each loop, so a flag push that raced a
+   * connection set-up is never lost for long.
+   */
+  async #refreshPeers(): Promise<void> {
     await Promise.all(
       this.d.state.connectedPeers().map(async (pnn) => {
         try {
-          const { reply } = await this.d.router.call(pnn, ControlCode.GET_CAPABILITIES, undefined);
-          this.d.state.nodes[pnn].capabilities = reply;
+          const [caps, nodemap] = await Promise.all([
+            this.d.router.call(pnn, ControlCode.GET_CAPABILITIES, undefined),
+            this.d.router.call(pnn, ControlCode.GET_NODEMAP, undefined),
+          ]);
+          const node = this.d.state.nodes[pnn];
+          node.capabilities = caps.reply;
+          const own = nodemap.reply.find((n) => n.pnn === pnn);
+          if (own !== undefined) this.d.applyPeerFlags(pnn, own.flags);
         } catch (err) {
           this.d.logger.warning((err as Error).message);
         }

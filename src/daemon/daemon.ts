@@ -19,7 +19,8 @@ import {
   makeHeader,
   writeHeaderFields,
 } from '../protocol';
-import type { Header, Packet, ReplyControl, ReqControl, ReqMessage } from '../protocol';
+import type { Header, Packet, ReplyControl, ReqControl, ReqMessage, Timeval } from '../protocol';
+import { ZERO_TIMEVAL, timevalNow } from '../common/time';
 import { resolvePaths } from '../config/paths';
 import type { CtdbPaths } from '../config/paths';
 import { loadCtdbConfig } from '../config/ctdb-conf';
@@ -55,6 +56,8 @@ export interface RunningDaemon {
   readonly pid: number;
   /** Resolves with the exit code once the daemon has shut down. */
   stopped: Promise<number>;
+  /** Graceful stop (SIGTERM, SIGINT). */
+  shutdown(reason: string): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -63,7 +66,7 @@ const CTDB_VERSION_STRING = '4.17.12-Debian';
 
 export class Daemon implements RouterHost {
   readonly startTime = process.hrtime.bigint();
-  readonly startWallClock = new Date();
+  readonly startedAt = timevalNow();
   readonly clients = new ClientTable();
   readonly srvids = new SrvidTable();
   readonly router: ControlRouter;
@@ -73,8 +76,8 @@ export class Daemon implements RouterHost {
   readonly recoverd: Recoverd;
   readonly io: NativeIo;
   readonly ban: BanTimer;
-  lastRecoveryStarted: Date | null = null;
-  lastRecoveryFinished: Date | null = null;
+  lastRecoveryStarted: Timeval = ZERO_TIMEVAL;
+  lastRecoveryFinished: Timeval = ZERO_TIMEVAL;
   #socketListener: number | null = null;
   #keepaliveTimer: NodeJS.Timeout | null = null;
   #startupTimer: NodeJS.Timeout | null = null;
@@ -172,6 +175,7 @@ export class Daemon implements RouterHost {
 
   async start(): Promise<void> {
     this.logger.notice(`Starting CTDBD (Version ${CTDB_VERSION_STRING}) as PID: ${process.pid}`);
+    fs.mkdirSync(path.dirname(this.paths.pidFile), { recursive: true });
     this.#pidFile = createPidFile(this.paths.pidFile);
     this.logger.notice(`Created PID file ${this.paths.pidFile}`);
     fs.mkdirSync(path.dirname(this.paths.socket), { recursive: true });
@@ -201,12 +205,8 @@ export class Daemon implements RouterHost {
     this.peers.stop();
     // Clients see the socket close: the tool's `ctdb shutdown` waits for exactly that.
     for (const client of [...this.clients.all()]) this.#dropClient(client, null);
+    // Like ctdbd, the socket file stays behind: clients then see ECONNREFUSED.
     if (this.#socketListener !== null) this.io.closeListener(this.#socketListener);
-    try {
-      fs.unlinkSync(this.paths.socket);
-    } catch {
-      // already gone
-    }
     this.#pidFile?.remove();
     this.logger.notice('CTDB daemon shutting down');
     this.#resolveStopped(code);
@@ -226,9 +226,23 @@ export class Daemon implements RouterHost {
     this.recoverd.ownFlagsChanged(old, flags);
   }
 
+  /**
+   * Flags another node reports for itself. Our own flags are ours, DISCONNECTED is
+   * what our own transport sees, and news about a disconnected node is stale.
+   */
+  applyPeerFlags(pnn: number, reported: number): void {
+    const node = this.state.node(pnn);
+    if (pnn === this.pnn || node === undefined || (node.flags & NodeFlag.DISCONNECTED) !== 0) return;
+    const flags = (reported & ~NodeFlag.DISCONNECTED) | (node.flags & NodeFlag.DISCONNECTED);
+    const old = this.state.setFlags(pnn, flags);
+    if (old === flags) return;
+    this.logger.notice(`Node ${pnn} has changed flags - 0x${old.toString(16)} -> 0x${flags.toString(16)}`);
+    if (((old ^ flags) & NodeFlag.INACTIVE) !== 0) this.recoverd.requestRecovery();
+  }
+
   /** END_RECOVERY: the first recovery moves the node on to startup and then to RUNNING. */
   recoveryEnded(): void {
-    this.lastRecoveryFinished = new Date();
+    this.lastRecoveryFinished = timevalNow();
     if (this.state.runstate !== Runstate.FIRST_RECOVERY) return;
     this.setRunstate(Runstate.STARTUP);
     // Event scripts are not run yet: startup and the first monitor pass succeed at once.
@@ -240,8 +254,13 @@ export class Daemon implements RouterHost {
     }, 0);
   }
 
+  /** Connected clients, counting the in-process recovery master as the client it is in ctdbd. */
+  clientCount(): number {
+    return this.clients.size + 1;
+  }
+
   liveState(): LiveState {
-    return { numClients: this.clients.size, recovering: this.state.recMode === RecMode.ACTIVE, frozen: false };
+    return { numClients: this.clientCount(), recovering: this.state.recMode === RecMode.ACTIVE, frozen: false };
   }
 
   disconnectClient(client: Client): void {
@@ -520,7 +539,8 @@ function padded(buf: Buffer): Buffer {
 /** Reads configuration, builds the daemon and starts serving. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const paths = resolvePaths(options.env);
-  const config = loadCtdbConfig(paths);
+  const warnings: string[] = [];
+  const config = loadCtdbConfig(paths, { warn: (msg: string) => warnings.push(msg) });
   const logger = createLogger({
     location: config.logging.location,
     level: config.logging.level,
@@ -528,12 +548,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     interactive: options.interactive,
     env: options.env,
   });
+  for (const w of warnings) logger.warning(w);
   const tunables = new Tunables();
   tunables.loadFile(paths.tunablesFile, (msg) => logger.error(msg));
   const nodes = loadNodesFile(paths.nodesFile);
   const pnn = findOwnPnn(nodes, config.cluster.nodeAddress);
   const daemon = new Daemon(paths, config, logger, tunables, nodes, pnn);
   await daemon.start();
-  return { pid: process.pid, stopped: daemon.stopped };
+  return { pid: process.pid, stopped: daemon.stopped, shutdown: (reason) => daemon.shutdown(reason) };
 }
 

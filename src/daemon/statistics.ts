@@ -1,7 +1,8 @@
 // `ctdb statistics` and `ctdb stats`: running totals since the last reset, plus a
 // history of per-interval snapshots (StatHistoryInterval seconds each, 100 kept) as
 // ctdbd keeps them.
-import type { Statistics, Timeval } from '../protocol';
+import type { Statistics } from '../protocol';
+import { timevalNow as now } from '../common/time';
 
 const HISTORY_LENGTH = 100;
 
@@ -11,11 +12,6 @@ function zeroLatency() {
 
 function zeroBuckets(): number[] {
   return new Array<number>(16).fill(0);
-}
-
-function now(): Timeval {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), usec: (ms % 1000) * 1000 };
 }
 
 export function emptyStatistics(): Statistics {
@@ -52,16 +48,30 @@ export function emptyStatistics(): Statistics {
   };
 }
 
-const TIMES = new Set(['statisticsStartTime', 'statisticsCurrentTime']);
+/** Fields that are levels, not counts: an interval reports their current value. */
+const GAUGES = new Set([
+  'statisticsStartTime',
+  'statisticsCurrentTime',
+  'numClients',
+  'frozen',
+  'recovering',
+  'memoryUsed',
+  'numCurrent',
+  'numPending',
+  'pendingCalls',
+  'pendingChildwriteCalls',
+  'maxHopCount',
+  'min',
+  'max',
+]);
 
-/** a - b for every counter (recursively); timevals and latency extremes come from `a`. */
+/** a - b for every counter (recursively); gauges and latency extremes come from `a`. */
 function subtract<T>(a: T, b: T): T {
   if (typeof a === 'number') return ((a as number) - (b as number)) as T;
   if (Array.isArray(a)) return a.map((v: number, i) => v - (b as number[])[i]) as T;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(a as Record<string, unknown>)) {
-    const keep = TIMES.has(key) || key === 'min' || key === 'max';
-    out[key] = keep ? value : subtract(value, (b as Record<string, unknown>)[key]);
+    out[key] = GAUGES.has(key) ? value : subtract(value, (b as Record<string, unknown>)[key]);
   }
   return out as T;
 }

@@ -12,7 +12,7 @@ export interface Masking {
 const DATE = /\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ \d\d:\d\d:\d\d \d{4}\b/g;
 
 export function mask(text: string, cluster: TestCluster, options: Masking = {}): string {
-  let out = text;
+  let out = text.split(cluster.root).join('<root>');
   // Longest addresses first so 127.1.2.1 does not eat part of 127.1.2.10.
   const nodes = [...cluster.nodes].sort((a, b) => b.address.length - a.address.length);
   for (const n of nodes) out = out.split(n.address).join(`<node${n.pnn}>`);

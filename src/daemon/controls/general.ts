@@ -2,21 +2,22 @@
 import { ControlCode, DebugLevel, TUNABLE_LIST_FIELDS } from '../../protocol';
 import type { TunableList } from '../../protocol';
 import { memoryReport } from '../memory-report';
+import { timevalNow } from '../../common/time';
 import type { HandlerTable } from './types';
 import { OK } from './types';
 
 export const generalControls: HandlerTable = {
   [ControlCode.GET_PNN]: (_req, { daemon }) => ({ status: daemon.pnn }),
   [ControlCode.GET_PID]: () => ({ status: process.pid }),
-  [ControlCode.PING]: (_req, { daemon }) => ({ status: daemon.clients.size }),
+  [ControlCode.PING]: (_req, { daemon }) => ({ status: daemon.clientCount() }),
   [ControlCode.GET_RUNSTATE]: (_req, { daemon }) => ({ reply: daemon.state.runstate }),
   [ControlCode.GET_CAPABILITIES]: (_req, { daemon }) => ({ reply: daemon.state.capabilities }),
   [ControlCode.UPTIME]: (_req, { daemon }) => ({
     reply: {
-      currentTime: timeval(new Date()),
-      ctdbdStartTime: timeval(daemon.startWallClock),
-      lastRecoveryStarted: timeval(daemon.lastRecoveryStarted),
-      lastRecoveryFinished: timeval(daemon.lastRecoveryFinished),
+      currentTime: timevalNow(),
+      ctdbdStartTime: daemon.startedAt,
+      lastRecoveryStarted: daemon.lastRecoveryStarted,
+      lastRecoveryFinished: daemon.lastRecoveryFinished,
     },
   }),
   [ControlCode.GET_DEBUG]: (_req, { daemon }) => ({ reply: daemon.logger.level }),
@@ -57,9 +58,3 @@ export const generalControls: HandlerTable = {
     return OK;
   },
 };
-
-function timeval(d: Date | null) {
-  if (d === null) return { sec: 0, usec: 0 };
-  const ms = d.getTime();
-  return { sec: Math.floor(ms / 1000), usec: (ms % 1000) * 1000 };
-}

@@ -49,6 +49,12 @@ export async function dispatchControl(d: Daemon, req: ControlRequest, client: Cl
   }
   if (outcome.error !== undefined) return failure(outcome.error);
   const status = outcome.status ?? 0;
-  const data = outcome.reply === undefined || status < 0 ? EMPTY : encodeControlReply(code, outcome.reply as never);
-  return { status, data, errorMessage: null };
+  if (outcome.reply === undefined || status < 0) return { status, data: EMPTY, errorMessage: null };
+  try {
+    return { status, data: encodeControlReply(code, outcome.reply as never), errorMessage: null };
+  } catch (err) {
+    // A reply we cannot encode is our bug; the caller gets an error, the daemon goes on.
+    d.logger.error(`Control ${controlName(code)}: cannot encode the reply: ${(err as Error).message}`);
+    return failure('internal error encoding the reply');
+  }
 }

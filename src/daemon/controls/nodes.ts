@@ -6,6 +6,7 @@ import { loadNodesFile } from '../../config/nodes';
 import type { ClusterNode } from '../../cluster/node-state';
 import { CTDB_PORT } from '../../cluster/peer-links';
 import type { Daemon } from '../daemon';
+import { timevalNow } from '../../common/time';
 import type { HandlerTable } from './types';
 import { OK } from './types';
 
@@ -32,7 +33,7 @@ export const nodeControls: HandlerTable = {
     return OK;
   },
   [ControlCode.START_RECOVERY]: (_req, { daemon }) => {
-    daemon.lastRecoveryStarted = new Date();
+    daemon.lastRecoveryStarted = timevalNow();
     daemon.stats.counters.numRecoveries++;
     return OK;
   },
@@ -41,17 +42,8 @@ export const nodeControls: HandlerTable = {
     return OK;
   },
   [ControlCode.MODIFY_FLAGS]: ({ pnn, newFlags }, { daemon }) => {
-    // Our own flags are ours; DISCONNECTED is what our own transport sees.
-    if (pnn === daemon.pnn) return OK;
-    const node = daemon.state.node(pnn);
-    if (node === undefined) return { error: `Node ${pnn} is invalid` };
-    if ((node.flags & NodeFlag.DISCONNECTED) !== 0) return OK;
-    const flags = (node.flags & NodeFlag.DISCONNECTED) | (newFlags & ~NodeFlag.DISCONNECTED);
-    if (flags !== node.flags) {
-      daemon.logger.notice(`Node ${pnn} has changed flags - 0x${node.flags.toString(16)} -> 0x${flags.toString(16)}`);
-      daemon.state.setFlags(pnn, flags);
-      daemon.recoverd.requestRecovery();
-    }
+    if (daemon.state.node(pnn) === undefined) return { error: `Node ${pnn} is invalid` };
+    daemon.applyPeerFlags(pnn, newFlags);
     return OK;
   },
   [ControlCode.STOP_NODE]: (_req, { daemon }) => changeOwnFlags(daemon, 'Stopping node', NodeFlag.STOPPED, 0),
