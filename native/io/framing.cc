@@ -8,8 +8,7 @@ std::string PacketLengthError(uint32_t length, FramingMode mode, uint32_t max_le
   if (mode == FramingMode::kPeer && length % kPeerAlignment != 0) {
     return prefix + " not a multiple of " + std::to_string(kPeerAlignment) + " on a peer connection";
   }
-  if (length > max_length) return prefix + " above maximum " + std::to_string(max_length);
-  return {};
+  return prefix + " above maximum " + std::to_string(max_length);
 }
 
 }  // namespace ctdb::io

@@ -15,8 +15,13 @@ constexpr uint32_t kHeaderSize = 32;
 constexpr uint32_t kPeerAlignment = 8;
 constexpr uint32_t kDefaultMaxPacket = 64u << 20;
 
-// Empty when `length` is acceptable, else the reason the connection is dropped.
-// The TypeScript framer produces identical strings (the tests compare them).
+// Checked for every packet, so no strings here.
+inline bool PacketLengthOk(uint32_t length, FramingMode mode, uint32_t max_length) {
+  return length >= kHeaderSize && length <= max_length && (mode == FramingMode::kClient || length % kPeerAlignment == 0);
+}
+
+// Why a length that failed PacketLengthOk drops the connection. The TypeScript
+// framer produces identical strings (the tests compare them).
 std::string PacketLengthError(uint32_t length, FramingMode mode, uint32_t max_length);
 
 }  // namespace ctdb::io

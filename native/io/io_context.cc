@@ -17,6 +17,7 @@ constexpr size_t kReadBudget = 1u << 20;
 // Packets JS has not been given yet; reading stops for this iteration above it.
 constexpr size_t kMaxPendingBytes = 32u << 20;
 constexpr uint64_t kAcceptRetryMs = 100;
+constexpr size_t kKeptPartialCapacity = 1024;
 
 template <typename Handle>
 uv_handle_t* AsHandle(Handle* handle) {
@@ -260,17 +261,16 @@ IoContext::ReadOutcome IoContext::ReadIntoBatch(Connection* conn) {
   if (n <= 0) return ReadFailed(conn, n);
   ++stats_.reads;
   stats_.bytes_read += static_cast<uint64_t>(n);
-  std::vector<uint8_t>().swap(conn->partial);
+  ReleasePartial(conn);
 
   const size_t have = carried + static_cast<size_t>(n);
   size_t pos = 0;
   while (have - pos >= sizeof(uint32_t)) {
     uint32_t length = 0;
     std::memcpy(&length, base + pos, sizeof(length));
-    const std::string error = PacketLengthError(length, conn->mode, options_.max_packet);
-    if (!error.empty()) {
+    if (!PacketLengthOk(length, conn->mode, options_.max_packet)) {
       batch_.CommitRead(pos);
-      End(conn, error);
+      End(conn, PacketLengthError(length, conn->mode, options_.max_packet));
       return ReadOutcome::kEnded;
     }
     if (have - pos < length) break;
@@ -284,6 +284,15 @@ IoContext::ReadOutcome IoContext::ReadIntoBatch(Connection* conn) {
   return static_cast<size_t>(n) == room ? ReadOutcome::kMore : ReadOutcome::kDrained;
 }
 
+void IoContext::ReleasePartial(Connection* conn) {
+  // Splits recur on busy connections, so a small buffer stays; idle ones should cost nothing.
+  if (conn->partial.capacity() <= kKeptPartialCapacity) {
+    conn->partial.clear();
+  } else {
+    std::vector<uint8_t>().swap(conn->partial);
+  }
+}
+
 void IoContext::CarryPartial(Connection* conn, const uint8_t* bytes, size_t size) {
   uint32_t length = 0;
   if (size >= sizeof(length)) std::memcpy(&length, bytes, sizeof(length));
@@ -292,8 +301,7 @@ void IoContext::CarryPartial(Connection* conn, const uint8_t* bytes, size_t size
     return;
   }
   // Read the rest straight into the packet's own memory: no growing, no copy later.
-  conn->large.bytes = AllocateExternal(length);
-  conn->large.length = length;
+  conn->large = LargePacket::Allocate(length);
   conn->large.filled = static_cast<uint32_t>(size);
   std::memcpy(conn->large.bytes.get(), bytes, size);
 }
@@ -527,22 +535,11 @@ void IoContext::Deliver(Event& event) {
 }
 
 void IoContext::DeliverPackets() {
-  Napi::Env env = env_;
-  BatchHandoff handoff = batch_.Take();
+  Napi::Array blocks;
+  Napi::Uint32Array table;
+  batch_.Take(env_, &blocks, &table);
   ++stats_.batches;
-  Napi::Value large = env.Null();
-  if (!handoff.large.empty()) {
-    Napi::Array buffers = Napi::Array::New(env, handoff.large.size());
-    for (uint32_t i = 0; i < handoff.large.size(); ++i) {
-      LargePacket& packet = handoff.large[i];
-      buffers.Set(i, AdoptExternal(env, std::move(packet.bytes), packet.length));
-    }
-    large = buffers;
-  }
-  const size_t tables_offset = handoff.tables_offset;
-  const uint32_t count = handoff.count;
-  Napi::ArrayBuffer memory = AdoptExternal(env, std::move(handoff.memory), handoff.size);
-  Call(on_packets_, {memory, Napi::Number::New(env, count), Napi::Number::New(env, static_cast<double>(tables_offset)), large});
+  Call(on_packets_, {blocks, table});
 }
 
 void IoContext::Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {

@@ -131,6 +131,7 @@ class IoContext {
   ReadOutcome ReadIntoBatch(Connection* conn);
   ReadOutcome ReadIntoLarge(Connection* conn);
   ReadOutcome ReadFailed(Connection* conn, ssize_t result);
+  void ReleasePartial(Connection* conn);
   void CarryPartial(Connection* conn, const uint8_t* bytes, size_t size);
   bool WritePending(Connection* conn);
   bool Enqueue(Connection* conn, OutgoingBytes& bytes, size_t offset);

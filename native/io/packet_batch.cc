@@ -6,72 +6,118 @@
 namespace ctdb::io {
 namespace {
 
-constexpr size_t kInitialCapacity = 256u << 10;
-
-uint8_t* Resize(uint8_t* bytes, size_t size) {
-  auto* resized = static_cast<uint8_t*>(std::realloc(bytes, size == 0 ? 1 : size));
-  if (resized == nullptr) std::abort();  // out of memory: nothing sensible is left to do
-  return resized;
+uint8_t* AllocateOrDie(size_t size) {
+  auto* bytes = static_cast<uint8_t*>(std::malloc(size == 0 ? 1 : size));
+  if (bytes == nullptr) std::abort();  // out of memory: nothing sensible is left to do
+  return bytes;
 }
 
-// V8 already counts external backing stores towards GC pressure; only the memory is ours.
-void FinalizeExternal(Napi::Env, void* bytes) { std::free(bytes); }
+void ReleaseSlabView(Napi::Env, void*, Slab* slab) { SlabPool::Release(slab); }
+void FreeLargeView(Napi::Env, void* bytes) { std::free(bytes); }
 
 }  // namespace
 
-void ExternalBytesDeleter::operator()(uint8_t* bytes) const { std::free(bytes); }
+SlabPool::~SlabPool() {
+  for (uint8_t* data : cached_) std::free(data);
+}
 
-ExternalBytes AllocateExternal(size_t size) { return ExternalBytes(Resize(nullptr, size)); }
+Slab* SlabPool::Acquire() {
+  auto* slab = new Slab;
+  slab->pool = shared_from_this();
+  slab->refs = 1;
+  if (cached_.empty()) {
+    slab->data = AllocateOrDie(kSlabSize);
+  } else {
+    slab->data = cached_.back();
+    cached_.pop_back();
+  }
+  return slab;
+}
 
-Napi::ArrayBuffer AdoptExternal(Napi::Env env, ExternalBytes bytes, size_t size) {
-  return Napi::ArrayBuffer::New(env, bytes.release(), size, FinalizeExternal);
+void SlabPool::Release(Slab* slab) {
+  if (--slab->refs > 0) return;
+  SlabPool& pool = *slab->pool;
+  if (pool.cached_.size() < kMaxCached) {
+    pool.cached_.push_back(slab->data);
+  } else {
+    std::free(slab->data);
+  }
+  delete slab;  // may drop the last reference to the pool
+}
+
+void LargePacket::Free::operator()(uint8_t* bytes) const { std::free(bytes); }
+
+LargePacket LargePacket::Allocate(uint32_t length) {
+  LargePacket packet;
+  packet.bytes.reset(AllocateOrDie(length));
+  packet.length = length;
+  return packet;
+}
+
+PacketBatch::~PacketBatch() {
+  for (Block& block : blocks_) {
+    if (block.slab != nullptr && block.slab != current_) SlabPool::Release(block.slab);
+  }
+  if (current_ != nullptr) SlabPool::Release(current_);
 }
 
 uint8_t* PacketBatch::PrepareRead(size_t carried, size_t* room) {
-  const size_t needed = used_ + carried + kMinReadRoom;
-  if (needed > capacity_) {
-    size_t capacity = capacity_ == 0 ? kInitialCapacity : capacity_ * 2;
-    while (capacity < needed) capacity *= 2;
-    memory_.reset(Resize(memory_.release(), capacity));
-    capacity_ = capacity;
+  if (current_ == nullptr || SlabPool::kSlabSize - current_->used < carried + kMinReadRoom) {
+    if (current_ != nullptr) SlabPool::Release(current_);
+    current_ = pool_->Acquire();
+    current_in_batch_ = false;
   }
-  read_start_ = used_;
-  *room = capacity_ - used_ - carried;
-  return memory_.get() + used_;
+  read_start_ = current_->used;
+  *room = SlabPool::kSlabSize - current_->used - carried;
+  return current_->data + current_->used;
 }
 
 void PacketBatch::AddPacket(uint32_t conn, size_t offset, uint32_t length) {
+  if (!current_in_batch_) {
+    // The batch holds its own reference until JS's ArrayBuffer takes it over.
+    ++current_->refs;
+    current_block_ = static_cast<uint32_t>(blocks_.size());
+    blocks_.push_back(Block{current_, {}});
+    current_in_batch_ = true;
+  }
   conns_.push_back(conn);
-  spans_.push_back(static_cast<uint32_t>(read_start_ + offset));
-  spans_.push_back(length);
+  table_.push_back(current_block_);
+  table_.push_back(static_cast<uint32_t>(read_start_ + offset));
+  table_.push_back(length);
+  pending_bytes_ += length;
 }
 
-void PacketBatch::CommitRead(size_t kept) { used_ = read_start_ + kept; }
+void PacketBatch::CommitRead(size_t kept) { current_->used = read_start_ + kept; }
 
 void PacketBatch::AddLarge(uint32_t conn, LargePacket packet) {
   conns_.push_back(conn);
-  spans_.push_back(kLargeMarker);
-  spans_.push_back(static_cast<uint32_t>(large_.size()));
-  large_bytes_ += packet.length;
-  large_.push_back(std::move(packet));
+  table_.push_back(static_cast<uint32_t>(blocks_.size()));
+  table_.push_back(0);
+  table_.push_back(packet.length);
+  pending_bytes_ += packet.length;
+  blocks_.push_back(Block{nullptr, std::move(packet)});
 }
 
-BatchHandoff PacketBatch::Take() {
-  BatchHandoff handoff;
-  handoff.count = static_cast<uint32_t>(conns_.size());
-  handoff.tables_offset = (used_ + 3) & ~size_t{3};
-  handoff.size = handoff.tables_offset + conns_.size() * sizeof(uint32_t) + spans_.size() * sizeof(uint32_t);
-  // Shrinking in place returns the unused tail; the next batch starts afresh.
-  handoff.memory.reset(Resize(memory_.release(), handoff.size));
-  uint8_t* tables = handoff.memory.get() + handoff.tables_offset;
-  std::memcpy(tables, conns_.data(), conns_.size() * sizeof(uint32_t));
-  std::memcpy(tables + conns_.size() * sizeof(uint32_t), spans_.data(), spans_.size() * sizeof(uint32_t));
-  handoff.large = std::move(large_);
-  capacity_ = used_ = read_start_ = large_bytes_ = 0;
+void PacketBatch::Take(Napi::Env env, Napi::Array* blocks, Napi::Uint32Array* table) {
+  *blocks = Napi::Array::New(env, blocks_.size());
+  for (uint32_t i = 0; i < blocks_.size(); ++i) {
+    Block& block = blocks_[i];
+    if (block.slab != nullptr) {
+      blocks->Set(i, Napi::ArrayBuffer::New(env, block.slab->data, block.slab->used, ReleaseSlabView, block.slab));
+    } else {
+      const uint32_t length = block.large.length;
+      blocks->Set(i, Napi::ArrayBuffer::New(env, block.large.bytes.release(), length, FreeLargeView));
+    }
+  }
+  const size_t count = conns_.size();
+  *table = Napi::Uint32Array::New(env, count * 4);
+  std::memcpy(table->Data(), conns_.data(), count * sizeof(uint32_t));
+  std::memcpy(table->Data() + count, table_.data(), table_.size() * sizeof(uint32_t));
+  blocks_.clear();
   conns_.clear();
-  spans_.clear();
-  large_.clear();
-  return handoff;
+  table_.clear();
+  current_in_batch_ = false;
+  pending_bytes_ = 0;
 }
 
 }  // namespace ctdb::io

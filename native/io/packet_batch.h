@@ -1,6 +1,8 @@
-// Packets read during one loop iteration, from every connection, in one block of
-// memory that is handed to JS as a single external ArrayBuffer: sockets are read
-// straight into it, so a packet is never copied between the kernel and JS.
+// Packets read during one loop iteration, from every connection. Sockets are read
+// straight into 1 MiB slabs that JS then sees as external ArrayBuffers, so a packet
+// is never copied between the kernel and JS. Slabs come back to a small pool when
+// JS lets go of them: reused memory is already paged in, fresh memory faults on
+// every page the kernel copies into.
 #pragma once
 #include <napi.h>
 
@@ -11,36 +13,48 @@
 
 namespace ctdb::io {
 
-// malloc'd memory that JS can adopt as an ArrayBuffer (freed by its finalizer).
-struct ExternalBytesDeleter {
-  void operator()(uint8_t* bytes) const;
-};
-using ExternalBytes = std::unique_ptr<uint8_t[], ExternalBytesDeleter>;
-ExternalBytes AllocateExternal(size_t size);
-Napi::ArrayBuffer AdoptExternal(Napi::Env env, ExternalBytes bytes, size_t size);
+class SlabPool;
 
-// A packet too big for the shared block gets memory of its own, filled in place.
+// Shared by the batch that is filling it and by every ArrayBuffer JS holds over it.
+struct Slab {
+  std::shared_ptr<SlabPool> pool;  // keeps the pool alive for finalizers after shutdown
+  uint8_t* data = nullptr;
+  size_t used = 0;
+  int refs = 0;
+};
+
+class SlabPool : public std::enable_shared_from_this<SlabPool> {
+ public:
+  static constexpr size_t kSlabSize = 1u << 20;
+  ~SlabPool();
+  Slab* Acquire();  // returned with one reference
+  static void Release(Slab* slab);
+
+ private:
+  static constexpr size_t kMaxCached = 16;
+  std::vector<uint8_t*> cached_;
+};
+
+// A packet too big for a slab gets memory of its own, filled in place.
 struct LargePacket {
-  ExternalBytes bytes;
+  struct Free {
+    void operator()(uint8_t* bytes) const;
+  };
+  std::unique_ptr<uint8_t[], Free> bytes;
   uint32_t length = 0;
   uint32_t filled = 0;
-};
-
-// What JS receives: packets[i] came from conns[i]; spans[2i], spans[2i+1] are its
-// offset and length in `memory`, or kLargeMarker and an index into `large`.
-struct BatchHandoff {
-  ExternalBytes memory;
-  size_t size = 0;
-  size_t tables_offset = 0;
-  uint32_t count = 0;
-  std::vector<LargePacket> large;
+  static LargePacket Allocate(uint32_t length);
 };
 
 class PacketBatch {
  public:
-  static constexpr uint32_t kLargeMarker = 0xffffffffu;
-  // Reads go straight into the batch while a packet fits into this much room.
+  // A read never gets less room than this, so packets up to this size always fit.
   static constexpr size_t kMinReadRoom = 64u << 10;
+
+  PacketBatch() : pool_(std::make_shared<SlabPool>()) {}
+  ~PacketBatch();
+  PacketBatch(const PacketBatch&) = delete;
+  PacketBatch& operator=(const PacketBatch&) = delete;
 
   // Room for `carried` bytes of an unfinished packet followed by at least
   // kMinReadRoom bytes of new data; *room receives the space after the carried bytes.
@@ -51,20 +65,28 @@ class PacketBatch {
   void CommitRead(size_t kept);
   void AddLarge(uint32_t conn, LargePacket packet);
 
-  bool empty() const { return conns_.empty(); }
+  bool empty() const { return table_.empty(); }
   // Bytes waiting for JS, to bound how much one iteration reads.
-  size_t pending_bytes() const { return used_ + large_bytes_; }
-  BatchHandoff Take();
+  size_t pending_bytes() const { return pending_bytes_; }
+
+  // Hands everything to JS: `blocks` (ArrayBuffers) and `table`, a Uint32Array of
+  // count connection ids followed by count (block, offset, length) triples.
+  void Take(Napi::Env env, Napi::Array* blocks, Napi::Uint32Array* table);
 
  private:
-  ExternalBytes memory_;
-  size_t capacity_ = 0;
-  size_t used_ = 0;
+  struct Block {
+    Slab* slab = nullptr;  // or a large packet
+    LargePacket large;
+  };
+  std::shared_ptr<SlabPool> pool_;
+  Slab* current_ = nullptr;
+  uint32_t current_block_ = 0;  // index of current_ in blocks_, when it is there
+  bool current_in_batch_ = false;
   size_t read_start_ = 0;
-  size_t large_bytes_ = 0;
+  size_t pending_bytes_ = 0;
+  std::vector<Block> blocks_;
   std::vector<uint32_t> conns_;
-  std::vector<uint32_t> spans_;
-  std::vector<LargePacket> large_;
+  std::vector<uint32_t> table_;  // (block, offset, length) per packet
 };
 
 }  // namespace ctdb::io

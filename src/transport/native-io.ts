@@ -19,8 +19,9 @@ export interface TcpPeer {
 export interface IoHandlers {
   /**
    * Every packet read in one loop iteration, from all connections: packets[i] came
-   * from conns[i], in order per connection. Packets are views of one shared block
-   * per batch and stay valid (and unchanged) for as long as JS keeps them.
+   * from conns[i], in order per connection. Packets are views of shared 1 MiB slabs
+   * and stay valid (and unchanged) for as long as JS keeps them; a packet kept for
+   * long keeps its slab's memory too, so copy what is held for minutes.
    */
   packets(conns: Uint32Array, packets: Buffer[]): void;
   accepted(listener: number, conn: number, peer: UnixPeer | TcpPeer): void;
@@ -55,7 +56,8 @@ export interface IoStats {
 }
 
 interface NativeCallbacks {
-  packets(memory: ArrayBuffer, count: number, tablesOffset: number, large: ArrayBuffer[] | null): void;
+  /** table: count connection ids, then count (block, offset, length) triples into `blocks`. */
+  packets(blocks: ArrayBuffer[], table: Uint32Array): void;
   accepted(listener: number, conn: number, peer: UnixPeer | TcpPeer): void;
   connected(conn: number, error: Error | null): void;
   closed(conn: number, reason: string): void;
@@ -74,9 +76,6 @@ interface IoModule {
   listenerPort(listener: number): number;
   stats(): IoStats;
 }
-
-/** spans[] offset marking a packet that has its own ArrayBuffer in `large`. */
-const LARGE_PACKET = 0xffffffff;
 
 export function isUnixPeer(peer: UnixPeer | TcpPeer): peer is UnixPeer {
   return 'pid' in peer;
@@ -102,7 +101,7 @@ export class NativeIo {
     this.#io = nativeModule<IoModule>('io');
     this.#io.init(
       {
-        packets: (memory, count, tablesOffset, large) => handlers.packets(...unpackBatch(memory, count, tablesOffset, large)),
+        packets: (blocks, table) => handlers.packets(...unpackBatch(blocks, table)),
         accepted: (listener, conn, peer) => handlers.accepted(listener, conn, peer),
         connected: (conn, error) => handlers.connected(conn, error),
         closed: (conn, reason) => handlers.closed(conn, reason),
@@ -162,15 +161,10 @@ export class NativeIo {
   }
 }
 
-/** Turns one native batch block into the per-connection packet views. */
-function unpackBatch(memory: ArrayBuffer, count: number, tablesOffset: number, large: ArrayBuffer[] | null): [Uint32Array, Buffer[]] {
-  const conns = new Uint32Array(memory, tablesOffset, count);
-  const spans = new Uint32Array(memory, tablesOffset + count * 4, count * 2);
+/** Turns one native batch into per-connection packet views of its blocks. */
+function unpackBatch(blocks: ArrayBuffer[], table: Uint32Array): [Uint32Array, Buffer[]] {
+  const count = table.length / 4;
   const packets = new Array<Buffer>(count);
-  for (let i = 0; i < count; i++) {
-    const offset = spans[2 * i];
-    const length = spans[2 * i + 1];
-    packets[i] = offset === LARGE_PACKET ? Buffer.from((large as ArrayBuffer[])[length]) : Buffer.from(memory, offset, length);
-  }
-  return [conns, packets];
+  for (let i = 0, t = count; i < count; i++, t += 3) packets[i] = Buffer.from(blocks[table[t]], table[t + 1], table[t + 2]);
+  return [table.subarray(0, count), packets];
 }
