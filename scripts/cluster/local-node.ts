@@ -1,13 +1,14 @@
 // One daemon of a local test-mode cluster: started like CTDB's own harness starts it (no
-// arguments, daemonising, only CTDB_BASE + CTDB_TEST_MODE + PATH in the environment) and
-// stopped by pid: `ctdb shutdown`, then SIGTERM, then SIGKILL.
-import { spawn } from 'node:child_process';
+// arguments, daemonising, only CTDB_BASE + CTDB_TEST_MODE + PATH in the environment, a pipe
+// as stdin) and stopped by pid: `ctdb shutdown`, then SIGTERM, then SIGKILL.
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import { runCtdb } from './ctdb-tool';
 import type { ToolResult } from './ctdb-tool';
 import type { NodeBasePaths } from './node-base';
-import { isAlive, killProcessTree, pollUntil, signalProcess, waitForExit } from './processes';
+import { isAlive, killProcessTree, openLifeline, pollUntil, signalProcess, waitForExit } from './processes';
 
 export type DaemonImpl = 'ours' | 'real';
 
@@ -21,6 +22,9 @@ export interface LocalNodeOptions {
   /** Added to the daemon's CTDB_BASE / CTDB_TEST_MODE / PATH environment. */
   env?: NodeJS.ProcessEnv;
 }
+
+/** Held (exclusively) by every `node-gyp rebuild` in this shared tree; see the developer guide. */
+const NATIVE_BUILD_LOCK = '/tmp/ctdb-native-build.lock';
 
 const START_TIMEOUT_MS = 30_000;
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -36,6 +40,8 @@ export class LocalNode {
   pid: number | undefined;
   /** Process groups this node's daemons were started in: SIGKILL takes the whole group. */
   readonly #groups: number[] = [];
+  /** Write end of the daemon's stdin FIFO (see openLifeline). */
+  #lifeline: number | undefined;
 
   constructor(options: LocalNodeOptions) {
     this.pnn = options.pnn;
@@ -62,9 +68,14 @@ export class LocalNode {
     if (this.pid !== undefined && isAlive(this.pid)) throw new Error(`node ${this.pnn} is already running as pid ${this.pid}`);
     this.pid = undefined;
     fs.rmSync(this.paths.pidFile, { force: true });
+    this.#closeLifeline();
+    // Our daemon loads the addon as it starts: not while a rebuild has removed it.
+    if (this.binary !== REAL_CTDBD) await promisify(execFile)('flock', ['--shared', NATIVE_BUILD_LOCK, 'true']);
     const output = fs.openSync(this.paths.output, 'a');
+    const lifeline = openLifeline(this.base);
+    this.#lifeline = lifeline.writeEnd;
     try {
-      const launcher = spawn(this.binary, [], { cwd: this.base, env: this.daemonEnv(), stdio: ['ignore', output, output], detached: true });
+      const launcher = spawn(this.binary, [], { cwd: this.base, env: this.daemonEnv(), stdio: [lifeline.readEnd, output, output], detached: true });
       if (launcher.pid !== undefined) this.#groups.push(launcher.pid);
       const code = await new Promise<number | string>((resolve, reject) => {
         launcher.once('error', (err) => reject(new Error(`cannot start ${this.binary} for node ${this.pnn}: ${err.message}`)));
@@ -80,6 +91,7 @@ export class LocalNode {
       throw err;
     } finally {
       fs.closeSync(output);
+      fs.closeSync(lifeline.readEnd);
     }
   }
 
@@ -104,6 +116,7 @@ export class LocalNode {
       }
     }
     this.pid = undefined;
+    this.#closeLifeline();
   }
 
   /** Synchronous last resort (process exit): SIGKILL whatever is still running. */
@@ -111,6 +124,12 @@ export class LocalNode {
     const pid = this.pid ?? this.#readLivePid();
     if (pid !== undefined) killProcessTree(pid, this.#groups);
     this.pid = undefined;
+    this.#closeLifeline();
+  }
+
+  #closeLifeline(): void {
+    if (this.#lifeline !== undefined) fs.closeSync(this.#lifeline);
+    this.#lifeline = undefined;
   }
 
   /** The last lines of the daemon log and of the process output, for failure reports. */

@@ -1,6 +1,8 @@
 // Liveness and signalling of daemons we started but that are not our children any more
 // (ctdbd daemonises, so waitpid is not available): everything goes through /proc by pid.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface ProcStat {
   state: string;
@@ -63,4 +65,29 @@ export function killProcessTree(pid: number, groupLeaders: readonly number[]): v
   signalProcess(pid, 'SIGKILL');
   const ownGroup = readProcStat(process.pid)?.pgrp;
   if (stat && stat.pgrp !== ownGroup && groupLeaders.includes(stat.pgrp)) signalProcess(-stat.pgrp, 'SIGKILL');
+}
+
+export interface Lifeline {
+  /** Give this to the daemon as stdin, then close it here. */
+  readEnd: number;
+  /** Held by us (close-on-exec): when we die, for any reason, the daemon sees its stdin close. */
+  writeEnd: number;
+}
+
+/**
+ * A pipe for a test-mode ctdbd's stdin. Both ctdbds shut down when a FIFO stdin closes, so
+ * daemons never outlive the process that started them, even one that is SIGKILLed. A named
+ * FIFO because ctdbd checks for S_ISFIFO and Node's 'pipe' stdio is a socket pair.
+ */
+export function openLifeline(dir: string): Lifeline {
+  const fifo = path.join(dir, '.lifeline.fifo');
+  fs.rmSync(fifo, { force: true });
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  try {
+    // Non-blocking: opening a FIFO's read end otherwise waits for a writer.
+    const readEnd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    return { readEnd, writeEnd: fs.openSync(fifo, 'w') };
+  } finally {
+    fs.rmSync(fifo, { force: true });
+  }
 }
