@@ -9,9 +9,6 @@ import { ReadinessPipe, launchDaemon } from './daemonize';
 /** ctdbd's compiled default, exported to everything it runs unless already set. */
 const DEFAULT_CTDB_BASE = '/etc/ctdb';
 
-/** A daemon that can be asked to stop; startDaemon's result offers this once the daemon grows it. */
-type StoppableDaemon = RunningDaemon & { shutdown?: (reason: string) => void };
-
 /**
  * Runs ctdbd with `args` (argv after the program) and resolves with the exit status.
  * `self` is the command that runs this program again (SEA binary, or node + script).
@@ -37,8 +34,9 @@ export async function main(args: readonly string[], self: readonly string[]): Pr
 async function serve(interactive: boolean, readiness: ReadinessPipe | undefined): Promise<number> {
   const env = process.env;
   if (interactive) env.CTDB_INTERACTIVE = 'true';
-  let daemon: StoppableDaemon;
+  let daemon: RunningDaemon;
   try {
+    readiness?.closeOnExec();
     // Loaded here, not at the top: --help and the launching process never need the daemon.
     const { startDaemon } = require('../daemon/daemon') as typeof import('../daemon/daemon');
     daemon = await startDaemon({ interactive, env });
@@ -49,12 +47,12 @@ async function serve(interactive: boolean, readiness: ReadinessPipe | undefined)
     return 1;
   }
   readiness?.ready();
-  const stop = (reason: string): void => {
-    if (daemon.shutdown) daemon.shutdown(reason);
-    else process.exit(0); // the pid file goes with the process (its exit hook)
-  };
+  const stop = (reason: string): void => daemon.shutdown(reason);
   process.on('SIGTERM', () => stop('received SIGTERM'));
   process.on('SIGINT', () => stop('received SIGINT'));
+  // ctdbd reopens its log on SIGHUP; RunningDaemon has no hook for that yet, but the signal
+  // (a terminal hanging up on a test-mode daemon) must not kill the daemon either.
+  process.on('SIGHUP', () => undefined);
   if (env.CTDB_TEST_MODE !== undefined) stopWhenStdinCloses(() => stop('stdin closed'));
   return daemon.stopped;
 }

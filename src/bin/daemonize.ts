@@ -67,11 +67,14 @@ export class ReadinessPipe {
     delete env[READY_FD_ENV];
     const fd = Number(value);
     if (!Number.isInteger(fd) || fd < 0) throw new Error(`${READY_FD_ENV}=${value} is not a file descriptor`);
-    // Helpers the daemon spawns must not hold the launcher's pipe open. (Imported here: only
-    // the daemon needs the addon, not the launching process.)
-    const { setCloseOnExec } = require('../daemon/process-native') as typeof import('../daemon/process-native');
-    setCloseOnExec(fd);
     return new ReadinessPipe(fd);
+  }
+
+  /** Keeps helpers the daemon spawns from holding the launcher's pipe open. */
+  closeOnExec(): void {
+    // Required here, not at the top: the launching process never needs the addon.
+    const { setCloseOnExec } = require('../daemon/process-native') as typeof import('../daemon/process-native');
+    setCloseOnExec(this.#fd);
   }
 
   ready(): void {
