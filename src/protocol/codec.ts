@@ -104,8 +104,8 @@ export const timeval = fixed<Timeval>(
 
 /** Decodes up to the first NUL (strndup semantics) inside [start, end). */
 function readCString(buf: Buffer, start: number, end: number): string {
-  const nul = buf.indexOf(0, start);
-  return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
+  const nul = buf.subarray(start, end).indexOf(0);
+  return buf.toString('utf8', start, nul >= 0 ? start + nul : end);
 }
 
 /**
