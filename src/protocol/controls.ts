@@ -61,8 +61,7 @@ export interface ControlEntry<Req = unknown, Rep = unknown> extends ControlSpec<
 }
 
 type Flag = 'status' | 'exact';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyCodec = Codec<any>;
+type AnyCodec = Codec<unknown>;
 
 /** One table row; the codec types flow into ControlRequests / ControlReplies. */
 function spec<Req extends AnyCodec | null, Rep extends AnyCodec | null>(request: Req, reply: Rep, ...flags: Flag[]) {

@@ -71,8 +71,7 @@ import {
 
 export interface CodecSamples {
   name: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  codec: Codec<any>;
+  codec: Codec<unknown>;
   samples: unknown[];
   /** The last field runs to the end of the payload, so a truncation is just a shorter valid value. */
   runsToEnd?: true;
