@@ -26,6 +26,11 @@ export interface LocalNodeOptions {
 /** Held (exclusively) by every `node-gyp rebuild` in this shared tree; see the developer guide. */
 const NATIVE_BUILD_LOCK = '/tmp/ctdb-native-build.lock';
 
+/** Our daemon loads the addon as it starts: not while a rebuild has removed it. */
+export async function waitForNativeBuild(): Promise<void> {
+  await promisify(execFile)('flock', ['--shared', NATIVE_BUILD_LOCK, 'true']);
+}
+
 const START_TIMEOUT_MS = 30_000;
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 const SIGTERM_TIMEOUT_MS = 5_000;
@@ -69,8 +74,7 @@ export class LocalNode {
     this.pid = undefined;
     fs.rmSync(this.paths.pidFile, { force: true });
     this.#closeLifeline();
-    // Our daemon loads the addon as it starts: not while a rebuild has removed it.
-    if (this.binary !== REAL_CTDBD) await promisify(execFile)('flock', ['--shared', NATIVE_BUILD_LOCK, 'true']);
+    if (this.binary !== REAL_CTDBD) await waitForNativeBuild();
     const output = fs.openSync(this.paths.output, 'a');
     const lifeline = openLifeline(this.base);
     this.#lifeline = lifeline.writeEnd;

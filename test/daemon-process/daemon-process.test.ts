@@ -11,6 +11,7 @@ import { packageRoot } from '../../scripts/package-root';
 import { allocateAddressBlock } from '../../scripts/cluster/addresses';
 import type { AddressBlock } from '../../scripts/cluster/addresses';
 import { runCtdb } from '../../scripts/cluster/ctdb-tool';
+import { waitForNativeBuild } from '../../scripts/cluster/local-node';
 import { writeNodeBase } from '../../scripts/cluster/node-base';
 import type { NodeBasePaths } from '../../scripts/cluster/node-base';
 import { isAlive, killProcessTree, pollUntil, waitForExit } from '../../scripts/cluster/processes';
@@ -25,6 +26,7 @@ beforeAll(() => {
 });
 
 beforeEach(async () => {
+  await waitForNativeBuild();
   block = await allocateAddressBlock(1);
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ctdbd-process-'));
   node = writeNodeBase({ base, addresses: block.addresses, pnn: 0 });
