@@ -118,6 +118,11 @@ const headerCodec = fixedStruct<Header>('ctdb_req_header', [
 /** The variable parts of a body: raw bytes, or text (REPLY_CONTROL's error string, sent without a NUL). */
 type VarParts<T> = ReadonlyArray<{ [K in keyof T]-?: readonly [K, Codec<T[K]>] }[keyof T]>;
 
+/** Bodies always follow the 32-byte header: sizes in errors are whole-packet sizes. */
+function truncated(name: string, bodyNeeded: number, bodyHave: number): ProtocolError {
+  return new ProtocolError(`truncated ${name}: need ${HEADER_SIZE + bodyNeeded} bytes, have ${HEADER_SIZE + bodyHave}`);
+}
+
 /**
  * A packet body: fixed fields, a u32 length per variable part, the variable parts, then fixed trailer
  * fields (REQ/REPLY_DMASTER put the record flags after the data).
@@ -138,29 +143,28 @@ function bodyCodec<T>(name: string, head: FieldList<T>, parts: VarParts<T>, tail
     push(v, buf, off) {
       headCodec.write(v, buf, off);
       let at = off + lengthsAt + 4 * parts.length;
-      parts.forEach(([k, p], i) => {
-        const len = p.push(v[k], buf, at);
+      for (let i = 0; i < parts.length; i++) {
+        const [key, codec] = parts[i];
+        const len = codec.push(v[key], buf, at);
         buf.writeUInt32LE(len, off + lengthsAt + 4 * i);
         at += len;
-      });
+      }
       tailCodec?.write(v, buf, at);
       return at + tailSize - off;
     },
     pull(buf, off, end) {
-      // Bodies always follow the 32-byte header: report sizes as whole-packet sizes.
-      const truncated = (bodyBytes: number): ProtocolError =>
-        new ProtocolError(`truncated ${name}: need ${HEADER_SIZE + bodyBytes} bytes, have ${HEADER_SIZE + end - off}`);
-      if (end - off < fixedLen) throw truncated(fixedLen);
+      if (end - off < fixedLen) throw truncated(name, fixedLen, end - off);
       const out = headCodec.read(buf, off) as Record<keyof T, unknown>;
       let total = 0;
       for (let i = 0; i < parts.length; i++) total += buf.readUInt32LE(off + lengthsAt + 4 * i);
-      if (total > end - off - fixedLen) throw truncated(fixedLen + total);
+      if (total > end - off - fixedLen) throw truncated(name, fixedLen + total, end - off);
       let at = off + lengthsAt + 4 * parts.length;
-      parts.forEach(([k, p], i) => {
+      for (let i = 0; i < parts.length; i++) {
+        const [key, codec] = parts[i];
         const len = buf.readUInt32LE(off + lengthsAt + 4 * i);
-        out[k] = p.pull(buf, at, at + len).value;
+        out[key] = codec.pull(buf, at, at + len).value;
         at += len;
-      });
+      }
       if (tailCodec) Object.assign(out, tailCodec.read(buf, at));
       return { value: out as T, size: at + tailSize - off };
     },
