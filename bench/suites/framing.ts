@@ -130,15 +130,25 @@ function runReceiver(role: ReceiverRole): void {
   }
 }
 
+/** A full accept backlog makes a unix connect fail with EAGAIN: wait and retry. */
+async function connectWithRetry(socketPath: string): Promise<net.Socket> {
+  for (;;) {
+    const socket = net.createConnection(socketPath);
+    const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      socket.once('connect', () => resolve(null));
+      socket.once('error', resolve);
+    });
+    if (error === null) return socket;
+    if (error.code !== 'EAGAIN') throw error;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 async function runWriter(role: WriterRole): Promise<void> {
   const { scenario } = role;
   const rand = xorshift(99);
   const sockets: net.Socket[] = [];
-  for (let i = 0; i < scenario.conns; i++) {
-    const socket = net.createConnection(role.socket);
-    await new Promise((resolve) => socket.once('connect', resolve));
-    sockets.push(socket);
-  }
+  for (let i = 0; i < scenario.conns; i++) sockets.push(await connectWithRetry(role.socket));
   const streams = sockets.map((_, i) => makeStream(scenario.packetsPerConn, i + 1));
   const offsets = sockets.map(() => 0);
   // Round robin: every connection has data in flight at once, as with many smbd clients.
@@ -173,6 +183,7 @@ async function measure(impl: Impl, scenario: Scenario, dir: string): Promise<Rec
       receiver.on('message', (message: 'ready' | ReceiverResult) => {
         if (message === 'ready') {
           writer = forkRole({ role: 'writer', socket, scenario });
+          writer.on('exit', (code) => code !== 0 && reject(new Error(`writer exited with ${code}`)));
           return;
         }
         clearTimeout(timer);

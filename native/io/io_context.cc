@@ -15,7 +15,7 @@ namespace {
 // to the connection after the others had their turn.
 constexpr size_t kReadBudget = 1u << 20;
 // Packets JS has not been given yet; reading stops for this iteration above it.
-constexpr size_t kMaxPendingBytes = 32u << 20;
+constexpr size_t kMaxPendingBytes = 4u << 20;
 constexpr uint64_t kAcceptRetryMs = 100;
 constexpr size_t kKeptPartialCapacity = 1024;
 
