@@ -126,25 +126,20 @@ describe('packet validation', () => {
     data: Buffer.alloc(0),
   });
 
-  it('names the problem', () => {
-    const badMagic = Buffer.from(ping);
-    badMagic.writeUInt32LE(0x12345678, 4);
-    expect(() => decodePacket(badMagic)).toThrow('bad magic 0x12345678');
-    const badVersion = Buffer.from(ping);
-    badVersion.writeUInt32LE(2, 8);
-    expect(() => decodePacket(badVersion)).toThrow('bad protocol version 2');
-    const badOp = Buffer.from(ping);
-    badOp.writeUInt32LE(6, 16);
-    expect(() => decodePacket(badOp)).toThrow('unknown operation 6');
-    const tooShort = Buffer.from(ping);
-    tooShort.writeUInt32LE(16, 0);
-    expect(() => decodePacket(tooShort)).toThrow('bad length 16');
-    const cut = Buffer.from(ping.subarray(0, 44));
-    cut.writeUInt32LE(44, 0);
-    expect(() => decodePacket(cut)).toThrow('truncated REQ_CONTROL: need 60 bytes, have 44');
-    const dataTooLong = Buffer.from(ping);
-    dataTooLong.writeUInt32LE(100, 56);
-    expect(() => decodePacket(dataTooLong)).toThrow(/truncated REQ_CONTROL: need 160 bytes, have 64/);
+  // [what, bytes to keep, u32 field offset, value to write there, expected error]
+  const corruptions: Array<[string, number, number, number, string]> = [
+    ['magic', 64, 4, 0x12345678, 'bad magic 0x12345678'],
+    ['version', 64, 8, 2, 'bad protocol version 2'],
+    ['operation', 64, 16, 6, 'unknown operation 6'],
+    ['length below the header', 64, 0, 16, 'bad length 16'],
+    ['length beyond the buffer', 64, 0, 72, 'truncated packet: length field says 72 bytes, have 64'],
+    ['cut fixed part', 44, 0, 44, 'truncated REQ_CONTROL: need 60 bytes, have 44'],
+    ['datalen beyond the packet', 64, 56, 100, 'truncated REQ_CONTROL: need 160 bytes, have 64'],
+  ];
+  it.each(corruptions)('names a bad %s', (_, keep, offset, value, message) => {
+    const bad = Buffer.from(ping.subarray(0, keep));
+    bad.writeUInt32LE(value, offset);
+    expect(() => decodePacket(bad)).toThrow(message);
   });
 
   it('pads an empty REPLY_CALL to the size ctdbd allocates (48, not 40)', () => {
