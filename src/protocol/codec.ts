@@ -402,11 +402,18 @@ export function encode<T>(codec: Codec<T>, v: T): Buffer {
   return buf;
 }
 
-/** Decodes a whole buffer; `exact` also rejects trailing bytes. */
+/** Decodes a whole payload; errors name `what`; `exact` also rejects trailing bytes. */
 export function decode<T>(codec: Codec<T>, buf: Buffer, what: string, exact = false): T {
-  const r = codec.pull(buf, 0, buf.length);
-  if (exact && r.size !== buf.length) {
-    throw new ProtocolError(`${what}: expected ${r.size} bytes, got ${buf.length}`);
+  let r: { value: T; size: number };
+  try {
+    r = codec.pull(buf, 0, buf.length);
+  } catch (err) {
+    if (err instanceof ProtocolError) throw new ProtocolError(`${what}: ${err.reason}`);
+    throw err;
   }
+  if (exact && r.size !== buf.length) throw new ProtocolError(`${what}: oversized: expected ${r.size} bytes, got ${buf.length}`);
   return r.value;
 }
+
+/** The value argument of a typed encoder: optional when the payload is empty (void). */
+export type ValueArg<T> = [T] extends [void] ? [value?: undefined] : [value: T];

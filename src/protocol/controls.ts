@@ -1,7 +1,7 @@
 // The control table: for every 4.17 opcode, the payload codecs of its request and reply
 // (ctdb/protocol/protocol_control.c) and how strictly ctdbd checks the request size
 // (CHECK_CONTROL_DATA_SIZE in ctdb/server/ctdb_control.c).
-import { type Codec, double, i32, pid, string, stringn, text, u32, u64 } from './codec';
+import { type Codec, type ValueArg, decode, double, encode, i32, pid, string, stringn, text, u32, u64 } from './codec';
 import { ControlCode } from './constants';
 import { ProtocolError } from './errors';
 import {
@@ -254,29 +254,14 @@ function entry(code: number): ControlEntry {
 }
 
 function encodeWith(codec: Codec<unknown> | null, value: unknown): Buffer {
-  if (codec === null) return Buffer.alloc(0);
-  const buf = Buffer.alloc(codec.size(value));
-  codec.push(value, buf, 0);
-  return buf;
+  return codec === null ? Buffer.alloc(0) : encode(codec, value);
 }
 
 function decodeWith(codec: Codec<unknown> | null, data: Buffer, what: string, exact: boolean): unknown {
-  if (codec === null) {
-    if (exact && data.length !== 0) throw new ProtocolError(`${what}: expected no data, got ${data.length} bytes`);
-    return undefined;
-  }
-  try {
-    const r = codec.pull(data, 0, data.length);
-    if (exact && r.size !== data.length) throw new ProtocolError(`oversized: expected ${r.size} bytes, got ${data.length}`);
-    return r.value;
-  } catch (err) {
-    if (err instanceof ProtocolError) throw new ProtocolError(`${what}: ${err.reason}`);
-    throw err;
-  }
+  if (codec !== null) return decode(codec, data, what, exact);
+  if (exact && data.length !== 0) throw new ProtocolError(`${what}: expected no data, got ${data.length} bytes`);
+  return undefined;
 }
-
-/** The value argument, optional when the payload is empty. */
-type ValueArg<T> = [T] extends [void] ? [value?: undefined] : [value: T];
 
 export function encodeControlRequest<C extends ControlCode>(code: C, ...value: ValueArg<ControlRequests[C]>): Buffer {
   return encodeWith(entry(code).request, value[0]);

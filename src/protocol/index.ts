@@ -11,3 +11,4 @@ export * from './sockaddr';
 export * from './types';
 export * from './packet';
 export * from './controls';
+export * from './messages';
