@@ -23,6 +23,13 @@ export interface RawReply {
 
 export type MessageHandler = (data: Buffer, srcnode: number, srvid: bigint) => void;
 
+export interface ControlOptions {
+  srvid?: bigint;
+  flags?: number;
+  /** Fail the control (status -1, "timed out") when no reply came within this many ms. */
+  timeoutMs?: number;
+}
+
 export class ControlError extends Error {
   constructor(
     readonly code: ControlCode,
@@ -61,7 +68,7 @@ export class CtdbClient {
     return client;
   }
 
-  control(destnode: number, opcode: ControlCode, data: Buffer, options: { srvid?: bigint; flags?: number } = {}): Promise<RawReply> {
+  control(destnode: number, opcode: ControlCode, data: Buffer, options: ControlOptions = {}): Promise<RawReply> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     const reqid = this.#allocReqid();
     const flags = options.flags ?? 0;
@@ -76,7 +83,18 @@ export class CtdbClient {
       }),
     );
     if ((flags & ControlFlag.NOREPLY) !== 0) return Promise.resolve({ status: 0, data: Buffer.alloc(0), errorMessage: null });
-    return new Promise((resolve) => this.#pending.set(reqid, resolve));
+    const reply = new Promise<RawReply>((resolve) => this.#pending.set(reqid, resolve));
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs === undefined) return reply;
+    let timer: NodeJS.Timeout | undefined;
+    const expiry = new Promise<RawReply>((resolve) => {
+      timer = setTimeout(() => {
+        // A late reply then finds no pending entry and is dropped.
+        this.#pending.delete(reqid);
+        resolve({ status: -1, data: Buffer.alloc(0), errorMessage: `control ${ControlCode[opcode]} to node ${destnode} timed out after ${timeoutMs} ms` });
+      }, timeoutMs);
+    });
+    return Promise.race([reply, expiry]).finally(() => clearTimeout(timer));
   }
 
   /** Typed control: decoded reply and status; throws ControlError when status < 0. */
@@ -84,7 +102,7 @@ export class CtdbClient {
     destnode: number,
     code: C,
     request: ControlRequests[C],
-    options: { srvid?: bigint; flags?: number } = {},
+    options: ControlOptions = {},
   ): Promise<{ status: number; reply: ControlReplies[C] }> {
     const data = (encodeControlRequest as (c: ControlCode, v: unknown) => Buffer)(code, request);
     const r = await this.control(destnode, code, data, options);
@@ -97,8 +115,14 @@ export class CtdbClient {
     await this.call(Pnn.CURRENT_NODE, ControlCode.REGISTER_SRVID, undefined, { srvid });
   }
 
-  sendMessage(destnode: number, srvid: bigint, data: Buffer): void {
-    this.#socket.write(
+  async deregisterSrvid(srvid: bigint): Promise<void> {
+    this.#handlers.delete(srvid);
+    await this.call(Pnn.CURRENT_NODE, ControlCode.DEREGISTER_SRVID, undefined, { srvid });
+  }
+
+  /** Returns false when the socket's write buffer is full: wait for flush() before sending more. */
+  sendMessage(destnode: number, srvid: bigint, data: Buffer): boolean {
+    return this.#socket.write(
       encodePacket({ header: makeHeader(Operation.REQ_MESSAGE, { destnode, srcnode: this.pnn, reqid: 0 }), srvid, data }),
     );
   }
@@ -110,6 +134,11 @@ export class CtdbClient {
 
   close(): void {
     this.#socket.destroy();
+  }
+
+  /** Why the connection ended (null while it is up). */
+  get closedBy(): Error | null {
+    return this.#closed;
   }
 
   #allocReqid(): number {

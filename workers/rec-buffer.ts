@@ -1,0 +1,126 @@
+// Raw ctdb_rec_buffer handling for recovery: records are walked and re-assembled as byte
+// ranges, never decoded into objects, so a 1 MB DB_PULL message costs one pass and the
+// staged bytes go back out on DB_PUSH as they came in (only the header is patched).
+//
+// rec_buffer = u32 db_id, u32 count, then `count` rec_data:
+//   u32 length, u32 reqid, u32 keylen, u32 datalen, key, data (24-byte ltdb header + value).
+import { LTDB_HEADER_SIZE, LtdbFlag } from '../src/protocol';
+
+const BUFFER_HEADER = 8;
+const RECORD_HEADER = 16;
+
+export class RecBufferError extends Error {}
+
+/** Offset of the ltdb header inside a staged rec_data. */
+function headerOffset(record: Buffer): number {
+  return RECORD_HEADER + record.readUInt32LE(8);
+}
+export function recordRsn(record: Buffer): bigint {
+  return record.readBigUInt64LE(headerOffset(record));
+}
+export function recordDmaster(record: Buffer): number {
+  return record.readUInt32LE(headerOffset(record) + 8);
+}
+/** True when the record carries no value: a deleted record (tombstone) or a bare header. */
+export function isEmptyRecord(record: Buffer): boolean {
+  return record.readUInt32LE(12) <= LTDB_HEADER_SIZE;
+}
+export function recordKey(record: Buffer): Buffer {
+  return record.subarray(RECORD_HEADER, RECORD_HEADER + record.readUInt32LE(8));
+}
+
+/**
+ * Checks that the buffer belongs to dbId and is well formed, then hands each record (the
+ * exact rec_data bytes, a view into buf) to visit. Every record must carry an ltdb header, as
+ * DB_PULL always sends one. A malformed buffer throws before any record is visited.
+ */
+export function forEachRecord(buf: Buffer, dbId: number, visit: (record: Buffer) => void): number {
+  if (buf.length < BUFFER_HEADER) throw new RecBufferError(`rec_buffer of ${buf.length} bytes is shorter than its header`);
+  const bufferDb = buf.readUInt32LE(0);
+  if (bufferDb !== dbId) throw new RecBufferError(`rec_buffer for db 0x${bufferDb.toString(16)} where 0x${dbId.toString(16)} was expected`);
+  const count = buf.readUInt32LE(4);
+  const starts = new Uint32Array(count);
+  const sizes = new Uint32Array(count);
+  let off = BUFFER_HEADER;
+  for (let i = 0; i < count; i++) {
+    if (off + RECORD_HEADER > buf.length) throw new RecBufferError(`rec_buffer ends inside record ${i} of ${count}`);
+    const length = buf.readUInt32LE(off);
+    const keylen = buf.readUInt32LE(off + 8);
+    const datalen = buf.readUInt32LE(off + 12);
+    const size = RECORD_HEADER + keylen + datalen;
+    if (length < size || off + length > buf.length) throw new RecBufferError(`record ${i}: length ${length} does not hold key ${keylen} + data ${datalen}`);
+    if (datalen < LTDB_HEADER_SIZE) throw new RecBufferError(`record ${i}: ${datalen} bytes of data cannot hold an ltdb header`);
+    starts[i] = off;
+    sizes[i] = size;
+    off += length;
+  }
+  for (let i = 0; i < count; i++) visit(exactRecord(buf, starts[i], sizes[i]));
+  return count;
+}
+
+/** A sender may pad a record; the staged copy is trimmed so its length field is exact. */
+function exactRecord(buf: Buffer, start: number, size: number): Buffer {
+  const record = buf.subarray(start, start + size);
+  if (record.readUInt32LE(0) === size) return record;
+  const trimmed = Buffer.from(record);
+  trimmed.writeUInt32LE(size, 0);
+  return trimmed;
+}
+
+/** What DB_PUSH does to each volatile record's header: the recovery master becomes dmaster. */
+export interface HeaderRewrite {
+  dmaster: number;
+}
+
+/**
+ * Packs staged records into rec_buffers of at most about `limit` bytes (a buffer is closed
+ * once it passes the limit, as ctdb_recovery_helper does, so one record may overshoot it).
+ */
+export class RecBufferPacker {
+  #parts: Buffer[] = [];
+  #size = BUFFER_HEADER;
+  #count = 0;
+  records = 0;
+  bytes = 0;
+
+  constructor(
+    private readonly dbId: number,
+    private readonly limit: number,
+    private readonly rewrite: HeaderRewrite | null,
+  ) {}
+
+  /** Adds a record; returns a finished buffer when this one filled it. */
+  add(record: Buffer): Buffer | null {
+    this.#parts.push(record);
+    this.#size += record.length;
+    this.#count++;
+    return this.#size > this.limit ? this.finish() : null;
+  }
+
+  /** The pending buffer, or null when nothing is pending. */
+  finish(): Buffer | null {
+    if (this.#count === 0) return null;
+    const out = Buffer.allocUnsafe(this.#size);
+    out.writeUInt32LE(this.dbId, 0);
+    out.writeUInt32LE(this.#count, 4);
+    let off = BUFFER_HEADER;
+    for (const part of this.#parts) {
+      part.copy(out, off);
+      if (this.rewrite !== null) patchHeader(out, off, this.rewrite);
+      off += part.length;
+    }
+    this.records += this.#count;
+    this.bytes += out.length;
+    this.#parts = [];
+    this.#size = BUFFER_HEADER;
+    this.#count = 0;
+    return out;
+  }
+}
+
+// Read-only delegation flags are left alone: the receiving daemon strips them.
+function patchHeader(buf: Buffer, recordAt: number, rewrite: HeaderRewrite): void {
+  const header = recordAt + RECORD_HEADER + buf.readUInt32LE(recordAt + 8);
+  buf.writeUInt32LE(rewrite.dmaster, header + 8);
+  buf.writeUInt32LE((buf.readUInt32LE(header + 16) | LtdbFlag.MIGRATED_WITH_DATA) >>> 0, header + 16);
+}

@@ -1,0 +1,43 @@
+// The contract between the recovery pipeline (src/recovery) and its piscina worker
+// (workers/recover-db.ts). Plain data only: it crosses a thread boundary.
+
+export interface RecoverDbTask {
+  /** Unix socket of the local ctdbd (the recovery master's own daemon). */
+  socketPath: string;
+  dbId: number;
+  name: string;
+  persistent: boolean;
+  replicated?: boolean;
+  /** The new vnn map generation: also the transaction id of DB_TRANSACTION_START/COMMIT. */
+  generation: number;
+  /** The nodes to recover, as the leader established them (each node's own view of its flags). */
+  activeNodes: number[];
+  /** RecBufferSizeLimit: a pushed rec_buffer is sent once it grows past this many bytes. */
+  recBufferSizeLimit: number;
+  /** Limit for each control (RecoverTimeout). */
+  timeoutMs: number;
+  /** Directory for the per-database staging store (removed again when the task ends). */
+  stagingDir: string;
+}
+
+/** The steps of one database's recovery, in the order they run. */
+export const RECOVERY_PHASES = ['freeze', 'transactionStart', 'collect', 'wipe', 'push', 'commit', 'thaw'] as const;
+export type RecoveryPhase = (typeof RECOVERY_PHASES)[number];
+
+export interface RecoverDbResult {
+  dbId: number;
+  name: string;
+  ok: boolean;
+  /** Records pushed to every node (empty/deleted records are not pushed). */
+  records: number;
+  /** Bytes of rec_buffer payload pushed to each node. */
+  bytes: number;
+  durationMs: number;
+  error?: string;
+  /** The node blamed for the failure (the leader gives it ban credits). */
+  culprit?: number;
+  /** Milliseconds spent in each phase that ran. */
+  phaseMs?: Partial<Record<RecoveryPhase, number>>;
+  /** The worker isolate's largest heap use seen during the task. */
+  peakHeapBytes?: number;
+}
