@@ -49,7 +49,8 @@ export class StagingStore {
     const dir = fs.mkdtempSync(path.join(stagingDir, `recdb.${label.replace(/[^A-Za-z0-9_.-]/g, '_')}.`));
     try {
       const db = open<Buffer, Buffer>({
-        path: dir,
+        // A name with a dot makes LMDB use a single file (and its -lock file) in our directory.
+        path: path.join(dir, 'records.mdb'),
         encoding: 'binary',
         keyEncoding: 'binary',
         // Scratch data: losing it in a crash only means the next recovery pulls again.
