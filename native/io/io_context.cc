@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "module.h"
 
 namespace ctdb::io {
 namespace {
@@ -479,6 +478,9 @@ void IoContext::OnCheck(uv_check_t* check) { static_cast<IoContext*>(check->data
 
 void IoContext::Flush() {
   if (events_.empty() && batch_.empty()) return;
+  // A terminating worker stops JS for good between loop phases; then every napi
+  // call that could run JS fails, and node-addon-api would make that fatal.
+  if (!JsCallable()) return;
   Napi::HandleScope scope(env_);
   std::vector<Event> events;
   events.swap(events_);
@@ -487,11 +489,11 @@ void IoContext::Flush() {
     return event.kind == EventKind::kAccepted || event.kind == EventKind::kConnected;
   };
   for (Event& event : events) {
-    if (opening(event)) Deliver(event);
+    if (opening(event) && !Deliver(event)) return;
   }
-  if (!batch_.empty()) DeliverPackets();
+  if (!batch_.empty() && !DeliverPackets()) return;
   for (Event& event : events) {
-    if (!opening(event)) Deliver(event);
+    if (!opening(event) && !Deliver(event)) return;
   }
   if (events_.empty() && idle_active_ && !shutting_down_) {
     uv_idle_stop(&idle_);
@@ -499,55 +501,68 @@ void IoContext::Flush() {
   }
 }
 
-void IoContext::Deliver(Event& event) {
+bool IoContext::JsCallable() {
+  // napi_coerce_to_bool checks exactly what every JS-facing napi call checks first.
+  napi_value probe = nullptr;
+  napi_value coerced = nullptr;
+  return napi_get_boolean(env_, true, &probe) == napi_ok && napi_coerce_to_bool(env_, probe, &coerced) == napi_ok;
+}
+
+bool IoContext::Deliver(Event& event) {
   ConnectionSlot* slot = connections_.Find(event.conn);
-  if (slot == nullptr || shutting_down_) return;  // JS closed it meanwhile
+  if (slot == nullptr || shutting_down_) return true;  // JS closed it meanwhile
+  // Only primitives cross here: the facade builds peers and errors, so nothing on
+  // this path can fail fatally while a worker is being terminated.
   Napi::Env env = env_;
   const Napi::Number conn = Napi::Number::New(env, event.conn);
+  const auto number = [env](double value) { return Napi::Number::New(env, value); };
   switch (event.kind) {
-    case EventKind::kAccepted: {
-      Napi::Object peer = Napi::Object::New(env);
+    case EventKind::kAccepted:
       if (event.peer.is_unix) {
-        peer.Set("pid", Napi::Number::New(env, event.peer.pid));
-        peer.Set("uid", Napi::Number::New(env, event.peer.uid));
-        peer.Set("gid", Napi::Number::New(env, event.peer.gid));
-      } else {
-        peer.Set("address", Napi::String::New(env, event.peer.address));
-        peer.Set("port", Napi::Number::New(env, event.peer.port));
+        return Call(on_accepted_, {number(event.listener), conn, number(event.peer.pid), number(event.peer.uid), number(event.peer.gid)});
       }
-      Call(on_accepted_, {Napi::Number::New(env, event.listener), conn, peer});
-      break;
-    }
+      return Call(on_accepted_, {number(event.listener), conn, Napi::String::New(env, event.peer.address), number(event.peer.port)});
     case EventKind::kConnected:
-      if (slot->conn != nullptr) Call(on_connected_, {conn, env.Null()});
-      break;
-    case EventKind::kConnectFailed:
-      if (slot->conn != nullptr) break;
+      return slot->conn == nullptr || Call(on_connected_, {conn});
+    case EventKind::kConnectFailed: {
+      if (slot->conn != nullptr) return true;
       connections_.Erase(event.conn);
-      Call(on_connected_, {conn, ErrnoError(env, event.err, event.text).Value()});
-      break;
+      const char* code = strerrorname_np(event.err);
+      const std::string message = event.text + ": " + std::strerror(event.err);
+      return Call(on_connected_, {conn, Napi::String::New(env, message), Napi::String::New(env, code != nullptr ? code : "EUNKNOWN"), number(event.err)});
+    }
     case EventKind::kClosed:
-      if (slot->conn != nullptr) break;
+      if (slot->conn != nullptr) return true;
       connections_.Erase(event.conn);
-      Call(on_closed_, {conn, Napi::String::New(env, event.text)});
-      break;
+      return Call(on_closed_, {conn, Napi::String::New(env, event.text)});
   }
+  return true;
 }
 
-void IoContext::DeliverPackets() {
-  Napi::Array blocks;
-  Napi::Uint32Array table;
-  batch_.Take(env_, &blocks, &table);
+bool IoContext::DeliverPackets() {
+  napi_value blocks = nullptr;
+  napi_value table = nullptr;
   ++stats_.batches;
-  Call(on_packets_, {blocks, table});
+  return batch_.Take(env_, &blocks, &table) && Call(on_packets_, {blocks, table});
 }
 
-void IoContext::Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
-  fn.MakeCallback(receiver_.Value(), args, *async_context_);
-  if (env_.IsExceptionPending()) {
-    // Same fate as a throw from any other I/O callback: 'uncaughtException'.
-    napi_fatal_exception(env_, env_.GetAndClearPendingException().Value());
+bool IoContext::Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+  // Raw napi: node-addon-api's wrapper turns a failed call into a fatal error when it
+  // cannot rethrow, which is what happens while a worker is being terminated.
+  napi_value result = nullptr;
+  if (napi_make_callback(env_, *async_context_, receiver_.Value(), fn.Value(), args.size(), args.begin(), &result) == napi_ok) {
+    return true;
   }
+  bool pending = false;
+  napi_value error = nullptr;
+  if (napi_is_exception_pending(env_, &pending) != napi_ok || !pending ||
+      napi_get_and_clear_last_exception(env_, &error) != napi_ok) {
+    return false;
+  }
+  if (!JsCallable()) return false;
+  // Same fate as a throw from any other I/O callback: 'uncaughtException'.
+  napi_fatal_exception(env_, error);
+  return true;
 }
 
 }  // namespace ctdb::io

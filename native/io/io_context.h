@@ -146,9 +146,11 @@ class IoContext {
 
   void Queue(Event event);
   void Flush();
-  void Deliver(Event& event);
-  void DeliverPackets();
-  void Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
+  // These return false once JS cannot run any more (a worker being terminated).
+  bool JsCallable();
+  bool Deliver(Event& event);
+  bool DeliverPackets();
+  bool Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
 
   Napi::Env env_;
   uv_loop_t* loop_ = nullptr;

@@ -12,8 +12,6 @@ uint8_t* AllocateOrDie(size_t size) {
   return bytes;
 }
 
-void ReleaseSlabView(Napi::Env, void*, Slab* slab) { SlabPool::Release(slab); }
-void FreeLargeView(Napi::Env, void* bytes) { std::free(bytes); }
 
 }  // namespace
 
@@ -98,26 +96,48 @@ void PacketBatch::AddLarge(uint32_t conn, LargePacket packet) {
   blocks_.push_back(Block{nullptr, std::move(packet)});
 }
 
-void PacketBatch::Take(Napi::Env env, Napi::Array* blocks, Napi::Uint32Array* table) {
-  *blocks = Napi::Array::New(env, blocks_.size());
-  for (uint32_t i = 0; i < blocks_.size(); ++i) {
-    Block& block = blocks_[i];
-    if (block.slab != nullptr) {
-      blocks->Set(i, Napi::ArrayBuffer::New(env, block.slab->data, block.slab->used, ReleaseSlabView, block.slab));
-    } else {
-      const uint32_t length = block.large.length;
-      blocks->Set(i, Napi::ArrayBuffer::New(env, block.large.bytes.release(), length, FreeLargeView));
+bool PacketBatch::AdoptBlock(napi_env env, Block& block, napi_value* buffer) {
+  if (block.slab != nullptr) {
+    const auto release = [](napi_env, void*, void* slab) { SlabPool::Release(static_cast<Slab*>(slab)); };
+    if (napi_create_external_arraybuffer(env, block.slab->data, block.slab->used, release, block.slab, buffer) == napi_ok) {
+      return true;  // the ArrayBuffer owns the batch's reference now
     }
+    SlabPool::Release(block.slab);
+    return false;
+  }
+  const auto free_bytes = [](napi_env, void* bytes, void*) { std::free(bytes); };
+  if (napi_create_external_arraybuffer(env, block.large.bytes.get(), block.large.length, free_bytes, nullptr, buffer) != napi_ok) {
+    return false;  // block.large still owns the bytes
+  }
+  block.large.bytes.release();
+  return true;
+}
+
+bool PacketBatch::Take(napi_env env, napi_value* blocks, napi_value* table) {
+  bool ok = napi_create_array_with_length(env, blocks_.size(), blocks) == napi_ok;
+  for (uint32_t i = 0; i < blocks_.size(); ++i) {
+    napi_value buffer = nullptr;
+    if (!ok) {
+      if (blocks_[i].slab != nullptr) SlabPool::Release(blocks_[i].slab);
+      continue;
+    }
+    ok = AdoptBlock(env, blocks_[i], &buffer) && napi_set_element(env, *blocks, i, buffer) == napi_ok;
   }
   const size_t count = conns_.size();
-  *table = Napi::Uint32Array::New(env, count * 4);
-  std::memcpy(table->Data(), conns_.data(), count * sizeof(uint32_t));
-  std::memcpy(table->Data() + count, table_.data(), table_.size() * sizeof(uint32_t));
+  void* data = nullptr;
+  napi_value memory = nullptr;
+  ok = ok && napi_create_arraybuffer(env, count * 4 * sizeof(uint32_t), &data, &memory) == napi_ok &&
+       napi_create_typedarray(env, napi_uint32_array, count * 4, memory, 0, table) == napi_ok;
+  if (ok) {
+    std::memcpy(data, conns_.data(), count * sizeof(uint32_t));
+    std::memcpy(static_cast<uint32_t*>(data) + count, table_.data(), table_.size() * sizeof(uint32_t));
+  }
   blocks_.clear();
   conns_.clear();
   table_.clear();
   current_in_batch_ = false;
   pending_bytes_ = 0;
+  return ok;
 }
 
 }  // namespace ctdb::io

@@ -70,14 +70,18 @@ class PacketBatch {
   size_t pending_bytes() const { return pending_bytes_; }
 
   // Hands everything to JS: `blocks` (ArrayBuffers) and `table`, a Uint32Array of
-  // count connection ids followed by count (block, offset, length) triples.
-  void Take(Napi::Env env, Napi::Array* blocks, Napi::Uint32Array* table);
+  // count connection ids followed by count (block, offset, length) triples. False
+  // when JS can no longer take them (a worker being terminated); the batch is
+  // emptied either way.
+  bool Take(napi_env env, napi_value* blocks, napi_value* table);
 
  private:
   struct Block {
     Slab* slab = nullptr;  // or a large packet
     LargePacket large;
   };
+  // Raw napi, not node-addon-api: its failures are fatal when JS is going away.
+  static bool AdoptBlock(napi_env env, Block& block, napi_value* buffer);
   std::shared_ptr<SlabPool> pool_;
   Slab* current_ = nullptr;
   uint32_t current_block_ = 0;  // index of current_ in blocks_, when it is there

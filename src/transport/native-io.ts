@@ -55,12 +55,21 @@ export interface IoStats {
   closes: number;
 }
 
+/** Only primitives come from C++ (see IoContext::Deliver); objects are built here. */
 interface NativeCallbacks {
   /** table: count connection ids, then count (block, offset, length) triples into `blocks`. */
   packets(blocks: ArrayBuffer[], table: Uint32Array): void;
-  accepted(listener: number, conn: number, peer: UnixPeer | TcpPeer): void;
-  connected(conn: number, error: Error | null): void;
+  /** Unix peers: pid, uid, gid. TCP peers: address, port. */
+  accepted(listener: number, conn: number, pidOrAddress: number | string, uidOrPort: number, gid?: number): void;
+  /** Success: only conn. Failure: "<operation>: <strerror>", the errno name and number. */
+  connected(conn: number, message?: string, code?: string, errno?: number): void;
   closed(conn: number, reason: string): void;
+}
+
+/** Shaped like the addon's synchronous errors (ctdb::ErrnoError): message, code, errno. */
+export interface IoErrnoError extends Error {
+  code: string;
+  errno: number;
 }
 
 interface IoModule {
@@ -102,8 +111,14 @@ export class NativeIo {
     this.#io.init(
       {
         packets: (blocks, table) => handlers.packets(...unpackBatch(blocks, table)),
-        accepted: (listener, conn, peer) => handlers.accepted(listener, conn, peer),
-        connected: (conn, error) => handlers.connected(conn, error),
+        accepted: (listener, conn, pidOrAddress, uidOrPort, gid) =>
+          handlers.accepted(
+            listener,
+            conn,
+            typeof pidOrAddress === 'string' ? { address: pidOrAddress, port: uidOrPort } : { pid: pidOrAddress, uid: uidOrPort, gid: gid as number },
+          ),
+        connected: (conn, message, code, errno) =>
+          handlers.connected(conn, message === undefined ? null : Object.assign(new Error(message), { code, errno }) as IoErrnoError),
         closed: (conn, reason) => handlers.closed(conn, reason),
       },
       { maxPacketSize, maxQueuePackets },
