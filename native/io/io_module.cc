@@ -43,9 +43,16 @@ bool BytesOf(const Napi::Value& value, const uint8_t** data, size_t* length) {
 #define REQUIRE_UINT(info, index, max, what)                                  \
   if (!IsUint(info[index], max)) return ThrowType(info.Env(), what)
 
-Napi::Value ThrowSocketError(Napi::Env env, const SocketResult& result) {
-  ErrnoError(env, result.err, result.what).ThrowAsJavaScriptException();
-  return env.Undefined();
+// Runs `open(&id)`; the new listener or connection id, or the socket error thrown.
+template <typename Open>
+Napi::Value OpenSocket(Napi::Env env, Open open) {
+  uint32_t id = 0;
+  const SocketResult result = open(&id);
+  if (result.fd < 0) {
+    ErrnoError(env, result.err, result.what).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, id);
 }
 
 std::optional<IpEndpoint> EndpointArg(const Napi::CallbackInfo& info, size_t index, uint16_t port) {
@@ -91,10 +98,8 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   REQUIRE_STARTED(info);
   if (!info[0].IsString()) return ThrowType(env, "listenUnix(): path must be a string");
   REQUIRE_UINT(info, 1, 07777, "listenUnix(): mode must be a file mode such as 0o700");
-  uint32_t id = 0;
-  const SocketResult result = Context(info)->ListenUnix(info[0].As<Napi::String>().Utf8Value(), ToUint32(info[1]), &id);
-  if (result.fd < 0) return ThrowSocketError(env, result);
-  return Napi::Number::New(env, id);
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  return OpenSocket(env, [&](uint32_t* id) { return Context(info)->ListenUnix(path, ToUint32(info[1]), id); });
 }
 
 Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
@@ -103,10 +108,7 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   REQUIRE_UINT(info, 1, 65535, "listenTcp(): port must be an integer from 0 to 65535");
   const std::optional<IpEndpoint> local = EndpointArg(info, 0, static_cast<uint16_t>(ToUint32(info[1])));
   if (!local) return ThrowType(env, "listenTcp(): address must be a numeric IPv4 or IPv6 address");
-  uint32_t id = 0;
-  const SocketResult result = Context(info)->ListenTcp(*local, &id);
-  if (result.fd < 0) return ThrowSocketError(env, result);
-  return Napi::Number::New(env, id);
+  return OpenSocket(env, [&](uint32_t* id) { return Context(info)->ListenTcp(*local, id); });
 }
 
 Napi::Value ConnectTcp(const Napi::CallbackInfo& info) {
@@ -122,10 +124,7 @@ Napi::Value ConnectTcp(const Napi::CallbackInfo& info) {
   if (local && local->addr.ss_family != remote->addr.ss_family) {
     return ThrowType(env, "connectTcp(): local and remote addresses must both be IPv4 or both IPv6");
   }
-  uint32_t id = 0;
-  const SocketResult result = Context(info)->ConnectTcp(local ? &*local : nullptr, *remote, &id);
-  if (result.fd < 0) return ThrowSocketError(env, result);
-  return Napi::Number::New(env, id);
+  return OpenSocket(env, [&](uint32_t* id) { return Context(info)->ConnectTcp(local ? &*local : nullptr, *remote, id); });
 }
 
 Napi::Value Send(const Napi::CallbackInfo& info) {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { IoOptions, TcpPeer, UnixPeer } from '../../src/transport/native-io';
 import { projectRoot } from '../../src/native';
 import { NativeIo } from '../../src/transport/native-io';
+import { afterAll } from 'vitest';
 
 export interface ConnRecord {
   peer: UnixPeer | TcpPeer | null;
@@ -104,4 +105,15 @@ export function runNode(script: string, timeoutMs = 10_000): Promise<string> {
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
     );
   });
+}
+
+/** A unix listener for one test file; node:net clients pushed to `clients` are destroyed with it. */
+export function unixListener(h: IoHarness, prefix: string): { socketPath: string; listener: number; clients: net.Socket[] } {
+  const socketPath = path.join(tempDir(prefix), 'ctdbd.socket');
+  const fixture = { socketPath, listener: h.io.listenUnix(socketPath, 0o700), clients: [] as net.Socket[] };
+  afterAll(() => {
+    for (const client of fixture.clients) client.destroy();
+    h.io.closeListener(fixture.listener);
+  });
+  return fixture;
 }

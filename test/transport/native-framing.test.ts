@@ -1,24 +1,11 @@
 // Framing through real sockets: node:net clients write, the native io module splits.
-import net from 'node:net';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IoHarness, makePacket, tempDir, write } from './io-harness';
+import type net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { IoHarness, makePacket, unixListener, write } from './io-harness';
 
 const MAX_PACKET = 16 << 20;
 const h = new IoHarness({ maxPacketSize: MAX_PACKET });
-let socketPath = '';
-let listener = 0;
-const clients: net.Socket[] = [];
-
-beforeAll(() => {
-  socketPath = path.join(tempDir('ctdb-io-framing-'), 'ctdbd.socket');
-  listener = h.io.listenUnix(socketPath, 0o700);
-});
-
-afterAll(() => {
-  for (const client of clients) client.destroy();
-  h.io.closeListener(listener);
-});
+const { socketPath, clients } = unixListener(h, 'ctdb-io-framing-');
 
 async function client(): Promise<{ client: net.Socket; conn: number }> {
   const c = await h.connectUnix(socketPath);

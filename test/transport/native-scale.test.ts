@@ -3,20 +3,14 @@
 import net from 'node:net';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/native';
 import { PacketStream } from '../../src/transport/framer';
-import { IoHarness, makePacket, tempDir } from './io-harness';
+import { IoHarness, makePacket, unixListener } from './io-harness';
 
 const h = new IoHarness();
-const dir = tempDir('ctdb-io-scale-');
-const socketPath = path.join(dir, 'ctdbd.socket');
-const listener = h.io.listenUnix(socketPath, 0o700);
-const clients: net.Socket[] = [];
-afterAll(() => {
-  for (const client of clients) client.destroy();
-  h.io.closeListener(listener);
-});
+const { socketPath, clients } = unixListener(h, 'ctdb-io-scale-');
+const dir = path.dirname(socketPath);
 
 function connect(): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

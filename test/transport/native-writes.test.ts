@@ -1,25 +1,12 @@
 // The write side: immediate writes, queueing on EAGAIN, queue limits, broadcasts.
-import net from 'node:net';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type net from 'node:net';
+import { describe, expect, it } from 'vitest';
 import { PacketStream } from '../../src/transport/framer';
-import { IoHarness, makePacket, runNode, tempDir } from './io-harness';
+import { IoHarness, makePacket, runNode, unixListener } from './io-harness';
 
 const QUEUE_LIMIT = 5000;
 const h = new IoHarness({ maxQueuePackets: QUEUE_LIMIT });
-let socketPath = '';
-let listener = 0;
-const clients: net.Socket[] = [];
-
-beforeAll(() => {
-  socketPath = path.join(tempDir('ctdb-io-writes-'), 'ctdbd.socket');
-  listener = h.io.listenUnix(socketPath, 0o700);
-});
-
-afterAll(() => {
-  for (const client of clients) client.destroy();
-  h.io.closeListener(listener);
-});
+const { socketPath, clients } = unixListener(h, 'ctdb-io-writes-');
 
 /** A client that reads nothing until resume(): the kernel buffers fill and the daemon must queue. */
 async function stalledClient(): Promise<{ client: net.Socket; conn: number; packets: Buffer[]; bytes: () => number }> {
