@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 
-
 namespace ctdb::io {
 namespace {
 
@@ -401,7 +400,7 @@ void IoContext::CloseAfterFlush(uint32_t id) {
   connections_.Erase(id);
   if (conn == nullptr) return;
   conn->id = 0;
-  if (conn->queue.empty() && !conn->connecting) {
+  if (conn->queue.empty()) {
     Release(conn);
   } else {
     UpdateInterest(conn);
