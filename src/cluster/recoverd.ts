@@ -1,10 +1,8 @@
-// The recovery master, in process (ctdbd 4.17 forks it as "recoverd"): it decides
-// who leads, broadcasts the leader every second, answers the tool's takeover-run and
-// disable requests, and, as leader, runs a recovery whenever the cluster's vnn map,
-// generation or recovery modes disagree with the set of active nodes.
-//
-// Election is still the simple rule the foundation needs (lowest connected, active,
-// leader-capable node); the 4.17 election with cluster lock replaces it later.
+// The recovery master, in process (ctdbd 4.17 forks it as "ctdb-recoverd"). Every
+// RecoverInterval it checks this node; on the leader it also checks the cluster —
+// recovery modes, node maps, vnn maps, cluster lock — and runs a recovery when they
+// disagree, hands out ban credits to nodes that make recoveries fail, and performs
+// takeover runs. Election and leader announcements live in election.ts.
 import { randomInt } from 'node:crypto';
 import {
   Capability,
@@ -15,151 +13,235 @@ import {
   Pnn,
   RecMode,
   Srvid,
+  decodeMessage,
   encodeControlRequest,
+  encodeMessage,
+  MESSAGES,
 } from '../protocol';
-import type { SrvidMessage } from '../protocol';
-import { srvidMessageCodec, disableMessageCodec } from '../protocol/types';
+import type { MessageName, SrvidMessage, VnnMap } from '../protocol';
 import type { Subscriber } from '../daemon/srvid-table';
 import type { Daemon } from '../daemon/daemon';
 import { memoryReport } from '../daemon/memory-report';
+import type { Logger } from '../common/logging';
+import { BanCredits } from './ban-credits';
+import { Election } from './election';
+import type { ClusterLock } from './election';
+import { OperationGate } from './op-gate';
 
-const LEADER_BROADCAST_MS = 1000;
-
-/** A time-limited "disabled" switch for recoveries or takeover runs. */
-class OperationGate {
-  #until = 0;
-  disable(seconds: number): void {
-    this.#until = seconds === 0 ? 0 : performance.now() + seconds * 1000;
-  }
-  get disabled(): boolean {
-    return performance.now() < this.#until;
+/** A recovery step failed on one node: that node earns the ban credits. */
+class NodeFailure extends Error {
+  constructor(
+    readonly pnn: number,
+    message: string,
+  ) {
+    super(message);
   }
 }
 
 export class Recoverd {
-  #loopTimer: NodeJS.Timeout | null = null;
-  #broadcastTimer: NodeJS.Timeout | null = null;
-  #recovering = false;
-  #recoveryRequested = true;
+  readonly election: Election;
+  readonly log: Logger;
+  readonly #recoveries = new OperationGate('recoveries');
+  readonly #takeoverRuns = new OperationGate('takeover runs');
+  readonly #credits: BanCredits;
+  #needRecovery = false;
+  #needTakeoverRun = false;
   #takeoverRequests: SrvidMessage[] = [];
-  readonly #recoveries = new OperationGate();
-  readonly #takeoverRuns = new OperationGate();
+  #lastCulprit: number;
+  #loopTimer: NodeJS.Timeout | null = null;
   #stopped = false;
   recoveryCount = 0;
 
-  constructor(private readonly d: Daemon) {}
+  constructor(
+    private readonly d: Daemon,
+    private readonly clusterLock: ClusterLock,
+  ) {
+    this.log = d.logger.child('ctdb-recoverd');
+    this.#lastCulprit = d.pnn;
+    this.#credits = new BanCredits(() => d.tunables.values.RecoveryGracePeriod * 1000);
+    this.election = new Election({
+      pnn: d.pnn,
+      log: this.log,
+      clusterLock,
+      fastStart: d.paths.testMode,
+      ownFlags: () => d.state.self.flags,
+      hasLeaderCapability: () => (d.state.capabilities & Capability.RECMASTER) !== 0,
+      connectedCount: () => d.state.nodes.filter((n) => d.state.isConnected(n.pnn)).length,
+      configuredCount: () => d.state.nodes.filter((n) => !n.deleted).length,
+      sendElection: (em) => d.sendMessage(Pnn.BROADCAST_ALL, Srvid.ELECTION, encodeMessage('ELECTION', em)),
+      sendLeader: (pnn) => d.sendMessage(Pnn.BROADCAST_CONNECTED, Srvid.LEADER, encodeMessage('LEADER', pnn)),
+      setRecoveryActive: () => this.#onActiveNodes((pnn) => d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE)),
+      banSelf: (reason) => {
+        this.log.error(reason);
+        this.#banNode(d.pnn);
+      },
+      electionTimeoutMs: () => d.tunables.values.ElectionTimeout * 1000,
+      leaderTimeoutMs: () => d.config.cluster.leaderTimeout * 1000,
+    });
+  }
 
   start(): void {
-    const on = (srvid: bigint, handler: (data: Buffer, srcnode: number) => void): void => {
-      const sub: Subscriber = { deliver: (_s, _p, data, srcnode) => handler(data, srcnode) };
-      this.d.subscribe(srvid, sub);
-    };
-    on(Srvid.LEADER, (data, srcnode) => this.#leaderAnnounced(data, srcnode));
-    on(Srvid.TAKEOVER_RUN, (data) => this.#withSrvidMessage(data, (m) => this.#takeoverRequests.push(m)));
-    on(Srvid.DISABLE_TAKEOVER_RUNS, (data) => this.#disableAndReply(data, this.#takeoverRuns));
-    on(Srvid.DISABLE_RECOVERIES, (data) => this.#disableAndReply(data, this.#recoveries));
-    on(Srvid.DISABLE_IP_CHECK, () => undefined);
-    on(Srvid.REBALANCE_NODE, () => undefined);
-    on(Srvid.MEM_DUMP, (data) =>
-      this.#withSrvidMessage(data, (m) => this.d.sendMessage(m.pnn, m.srvid, Buffer.from(memoryReport() + '\0'))),
-    );
-    this.#broadcastLoop();
+    this.#on('LEADER', (pnn) => {
+      void this.election.onLeaderMessage(pnn);
+      this.d.state.leader = this.election.leader;
+    });
+    this.#on('ELECTION', (em) => this.election.onElectionMessage(em));
+    this.#on('BANNING', (pnn) => {
+      if (this.election.isLeader) this.#credits.add(pnn, this.#nodeCount());
+    });
+    this.#on('TAKEOVER_RUN', (request) => this.#takeoverRequests.push(request));
+    this.#on('DISABLE_TAKEOVER_RUNS', (m) => this.#disableAndReply(m, this.#takeoverRuns));
+    this.#on('DISABLE_RECOVERIES', (m) => this.#disableAndReply(m, this.#recoveries));
+    this.#on('DISABLE_IP_CHECK', () => undefined);
+    this.#on('REBALANCE_NODE', () => undefined);
+    this.#on('MEM_DUMP', (m) => this.d.sendMessage(m.pnn, m.srvid, Buffer.from(memoryReport() + '\0')));
+    this.log.notice('monitor_cluster starting');
+    this.election.start();
     this.#mainLoop();
   }
 
   stop(): void {
     this.#stopped = true;
     if (this.#loopTimer !== null) clearTimeout(this.#loopTimer);
-    if (this.#broadcastTimer !== null) clearTimeout(this.#broadcastTimer);
+    this.election.stop();
   }
 
   get isLeader(): boolean {
-    return this.#electedLeader() === this.d.pnn;
+    return this.election.isLeader;
   }
 
-  /** Asks the leader logic to run a recovery at its next loop. */
+  /** Asks for a recovery at the leader's next loop (ctdb recover sets recmode instead). */
   requestRecovery(): void {
-    this.#recoveryRequested = true;
+    this.#needRecovery = true;
   }
 
   peerConnected(pnn: number): void {
-    // Tell the newcomer our flags; its capabilities are fetched by the next loop.
-    this.#pushOwnFlags(pnn, this.d.state.self.flags, this.d.state.self.flags);
-    this.#recoveryRequested = true;
+    // Tell the newcomer our flags now; it is polled from the next loop on.
+    void this.d.router.send(pnn, this.#flagChange(this.d.state.self.flags, this.d.state.self.flags));
   }
 
   peerDisconnected(pnn: number): void {
-    if (pnn === this.d.state.leader) this.d.state.leader = Pnn.UNKNOWN;
-    if (this.d.state.vnnMap.map.includes(pnn)) this.#recoveryRequested = true;
+    if (pnn === this.election.leader) {
+      this.log.notice(`Leader node ${pnn} disconnected`);
+      this.election.leader = Pnn.UNKNOWN;
+      this.d.state.leader = Pnn.UNKNOWN;
+    }
   }
 
   ownFlagsChanged(oldFlags: number, newFlags: number): void {
-    this.#pushOwnFlags(Pnn.BROADCAST_CONNECTED, oldFlags, newFlags);
-    // Only a change of the active set needs a new vnn map; health changes do not.
-    if (((oldFlags ^ newFlags) & NodeFlag.INACTIVE) !== 0) this.#recoveryRequested = true;
+    void this.d.router.send(Pnn.BROADCAST_CONNECTED, this.#flagChange(oldFlags, newFlags));
+    // Health changes move public addresses, not the vnn map.
+    if (((oldFlags ^ newFlags) & ~NodeFlag.INACTIVE) !== 0) this.#needTakeoverRun = true;
   }
 
-  #pushOwnFlags(destnode: number, oldFlags: number, newFlags: number): void {
-    void this.d.router.send(destnode, {
+  #flagChange(oldFlags: number, newFlags: number) {
+    return {
       opcode: ControlCode.MODIFY_FLAGS,
       srvid: 0n,
       flags: ControlFlag.NOREPLY,
       clientId: 0,
       srcnode: this.d.pnn,
       data: encodeControlRequest(ControlCode.MODIFY_FLAGS, { pnn: this.d.pnn, newFlags, oldFlags }),
-    });
+    };
   }
 
-  /** Lowest-numbered node that is connected, active and may lead. */
-  #electedLeader(): number {
+  #on<N extends MessageName>(name: N, handler: (payload: ReturnType<typeof decodeMessage<N>>) => void): void {
+    const sub: Subscriber = {
+      deliver: (_srvid, _packet, data) => {
+        let payload: ReturnType<typeof decodeMessage<N>>;
+        try {
+          payload = decodeMessage(name, data);
+        } catch (err) {
+          this.log.error(`Ignoring malformed ${name} message: ${(err as Error).message}`);
+          return;
+        }
+        handler(payload);
+      },
+    };
+    this.d.subscribe(MESSAGES[name].srvid, sub);
+  }
+
+  #nodeCount(): number {
+    return this.d.state.nodes.length;
+  }
+
+  #activeNodes(): number[] {
     const s = this.d.state;
-    for (const node of s.nodes) {
-      if (!s.isConnected(node.pnn) || !s.isActive(node.pnn)) continue;
-      if ((node.capabilities & Capability.RECMASTER) === 0) continue;
-      return node.pnn;
-    }
-    return Pnn.UNKNOWN;
+    return s.nodes.filter((n) => s.isConnected(n.pnn) && s.isActive(n.pnn)).map((n) => n.pnn);
   }
 
-  #leaderAnnounced(data: Buffer, srcnode: number): void {
-    if (data.length < 4) return;
-    const leader = data.readUInt32LE(0);
-    this.d.state.leader = leader === Pnn.UNKNOWN ? Pnn.UNKNOWN : srcnode;
+  #lmasters(active: readonly number[]): number[] {
+    return active.filter((pnn) => (this.d.state.nodes[pnn].capabilities & Capability.LMASTER) !== 0);
   }
 
-  #broadcastLoop(): void {
-    if (this.#stopped) return;
-    if (this.isLeader) {
-      this.d.state.leader = this.d.pnn;
-      const data = Buffer.alloc(4);
-      data.writeUInt32LE(this.d.pnn, 0);
-      this.d.sendMessage(Pnn.BROADCAST_CONNECTED, Srvid.LEADER, data);
-    }
-    this.#broadcastTimer = setTimeout(() => this.#broadcastLoop(), LEADER_BROADCAST_MS);
+  /** Runs `step` on every active node; a failure names the node that failed. */
+  async #onActiveNodes(step: (pnn: number) => Promise<unknown>, nodes = this.#activeNodes()): Promise<void> {
+    await Promise.all(
+      nodes.map((pnn) =>
+        step(pnn).catch((err: Error) => {
+          throw new NodeFailure(pnn, err.message);
+        }),
+      ),
+    );
   }
+
+  // ---- main loop ---------------------------------------------------------------------
 
   #mainLoop(): void {
     if (this.#stopped) return;
-    void this.#checkCluster()
-      .catch((err: Error) => this.d.logger.error(`Recovery master: ${err.message}`))
+    const started = performance.now();
+    void this.#check()
+      .catch((err: Error) => this.log.error(`main loop: ${err.message}`))
       .finally(() => {
         if (this.#stopped) return;
-        const interval = Math.max(1, this.d.tunables.values.RecoverInterval) * 1000;
-        this.#loopTimer = setTimeout(() => this.#mainLoop(), interval);
+        const interval = this.d.tunables.values.RecoverInterval * 1000;
+        this.#loopTimer = setTimeout(() => this.#mainLoop(), Math.max(0, interval - (performance.now() - started)));
       });
   }
 
-  async #checkCluster(): Promise<void> {
+  async #check(): Promise<void> {
+    if (this.election.inProgress) return;
+    if (!this.election.leaderTimeoutActive) this.election.startLeaderTimeout();
+    const self = this.d.state.self;
+    if ((self.flags & NodeFlag.INACTIVE) !== 0) {
+      // A stopped or banned node keeps its databases out of the way and does not lead.
+      this.election.resetPriority();
+      if (this.d.state.recMode === RecMode.NORMAL) {
+        this.log.error('Node is stopped or banned but recovery mode is not active. Activate recovery mode');
+        await this.d.router.call(this.d.pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE);
+      }
+      return;
+    }
     await this.#refreshPeers();
-    if (!this.isLeader || this.#recovering) return;
-    if (!this.#recoveries.disabled && (await this.#needRecovery())) await this.#recover();
-    if (this.#takeoverRequests.length > 0 && !this.#takeoverRuns.disabled) await this.#takeoverRun();
+    if (!this.election.isLeader) return;
+    if (this.#banMisbehaving()) return;
+    if (this.#needRecovery) {
+      await this.#recover();
+      return;
+    }
+    if (await this.#someNodeInRecovery()) {
+      await this.#recover();
+      return;
+    }
+    if (this.clusterLock.enabled && !this.clusterLock.held) {
+      this.log.error('Failed cluster lock sanity check');
+      this.#setCulprit(this.d.pnn);
+      await this.#recover();
+      return;
+    }
+    if (!this.#recoveries.disabled && (await this.#mapsDiffer())) {
+      await this.#recover();
+      return;
+    }
+    if (!this.#takeoverRuns.disabled && (this.#takeoverRequests.length > 0 || this.#needTakeoverRun)) {
+      await this.#takeoverRun();
+    }
   }
 
   /**
-   * Each peer is the authority on its own flags and capabilities (setleaderrole,
-   * stop, ban …): ask every connected peer each loop, so a flag push that raced a
-   * connection set-up is never lost for long.
+   * Each peer is the authority on its own flags and capabilities (stop, ban,
+   * setleaderrole …): ask every connected peer each loop, so a flag push that raced
+   * a connection set-up is never lost for long.
    */
   async #refreshPeers(): Promise<void> {
     await Promise.all(
@@ -169,82 +251,151 @@ export class Recoverd {
             this.d.router.call(pnn, ControlCode.GET_CAPABILITIES, undefined),
             this.d.router.call(pnn, ControlCode.GET_NODEMAP, undefined),
           ]);
-          const node = this.d.state.nodes[pnn];
-          node.capabilities = caps.reply;
+          this.d.state.nodes[pnn].capabilities = caps.reply;
           const own = nodemap.reply.find((n) => n.pnn === pnn);
           if (own !== undefined) this.d.applyPeerFlags(pnn, own.flags);
         } catch (err) {
-          this.d.logger.warning((err as Error).message);
+          this.log.warning((err as Error).message);
         }
       }),
     );
   }
 
-  #activeNodes(): number[] {
-    const s = this.d.state;
-    return s.nodes.filter((n) => s.isConnected(n.pnn) && s.isActive(n.pnn)).map((n) => n.pnn);
-  }
-
-  #lmasterNodes(active: number[]): number[] {
-    return active.filter((pnn) => (this.d.state.nodes[pnn].capabilities & Capability.LMASTER) !== 0);
-  }
-
-  async #needRecovery(): Promise<boolean> {
-    if (this.#recoveryRequested) return true;
-    const own = this.d.state.vnnMap;
-    if (own.generation === INVALID_GENERATION) return true;
-    const active = this.#activeNodes();
-    if (!sameMembers(own.map, this.#lmasterNodes(active))) return true;
-    const views = await Promise.all(
-      active.map(async (pnn) => {
-        const [recmode, vnnmap] = await Promise.all([
-          this.d.router.send(pnn, controlRequest(this.d.pnn, ControlCode.GET_RECMODE)),
-          this.d.router.call(pnn, ControlCode.GETVNNMAP, undefined),
-        ]);
-        return { pnn, recmode: recmode.status, vnnmap: vnnmap.reply };
-      }),
-    );
-    for (const v of views) {
-      if (v.recmode !== RecMode.NORMAL) {
-        this.d.logger.notice(`Node ${v.pnn} is in recovery mode, starting a recovery`);
-        return true;
-      }
-      if (v.vnnmap.generation !== own.generation || !sameMembers(v.vnnmap.map, own.map)) {
-        this.d.logger.notice(`Node ${v.pnn} has a different vnnmap, starting a recovery`);
+  async #someNodeInRecovery(): Promise<boolean> {
+    for (const pnn of this.#activeNodes()) {
+      const r = await this.d.router.send(pnn, {
+        opcode: ControlCode.GET_RECMODE,
+        srvid: 0n,
+        flags: 0,
+        clientId: 0,
+        srcnode: this.d.pnn,
+        data: Buffer.alloc(0),
+      });
+      if (r.status === RecMode.ACTIVE) {
+        this.log.notice(`Node:${pnn} was in recovery mode. Start recovery process`);
         return true;
       }
     }
     return false;
   }
 
+  /** Node maps and vnn maps of all active nodes against ours (4.17 main_loop checks). */
+  async #mapsDiffer(): Promise<boolean> {
+    const own = this.d.state.vnnMap;
+    const active = this.#activeNodes();
+    const lmasters = this.#lmasters(active);
+    if (own.generation === INVALID_GENERATION) return true;
+    if (own.map.length !== lmasters.length) {
+      this.log.error(`The vnnmap count is different from the number of active lmaster nodes: ${own.map.length} vs ${lmasters.length}`);
+      this.#setCulprit(this.d.pnn);
+      return true;
+    }
+    const missing = lmasters.find((pnn) => !own.map.includes(pnn));
+    if (missing !== undefined) {
+      this.log.error(`Active LMASTER node ${missing} is not in the vnnmap`);
+      this.#setCulprit(missing);
+      return true;
+    }
+    for (const pnn of active) {
+      if (pnn === this.d.pnn) continue;
+      const [{ reply: nodemap }, { reply: vnnmap }] = await Promise.all([
+        this.d.router.call(pnn, ControlCode.GET_NODEMAP, undefined),
+        this.d.router.call(pnn, ControlCode.GETVNNMAP, undefined),
+      ]);
+      if (nodemap.length !== this.d.state.nodes.length) {
+        this.log.error(`Remote node:${pnn} has different node count. ${nodemap.length} vs ${this.d.state.nodes.length} of the local node`);
+        this.#setCulprit(pnn);
+        return true;
+      }
+      if (vnnmap.generation !== own.generation || !sameMap(vnnmap, own)) {
+        this.log.error(`Remote node ${pnn} has different vnnmap (generation ${vnnmap.generation} vs ${own.generation} ours)`);
+        this.#setCulprit(pnn);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // ---- banning -------------------------------------------------------------------------
+
+  #setCulprit(pnn: number, count = 1): void {
+    if ((this.d.state.self.flags & NodeFlag.INACTIVE) !== 0) return;
+    this.#credits.add(pnn, count);
+    this.#lastCulprit = pnn;
+  }
+
+  /** Bans nodes with too many credits; true when this node banned itself. */
+  #banMisbehaving(): boolean {
+    let self = false;
+    for (const pnn of this.#credits.takeMisbehaving(2 * this.#nodeCount())) {
+      this.log.notice(`Node ${pnn} reached its banning credits`);
+      this.#banNode(pnn);
+      if (pnn === this.d.pnn) self = true;
+    }
+    return self;
+  }
+
+  #banNode(pnn: number): void {
+    const time = this.d.tunables.values.RecoveryBanPeriod;
+    this.log.notice(`Banning node ${pnn} for ${time} seconds`);
+    void this.d.router
+      .call(pnn, ControlCode.SET_BAN_STATE, { pnn, time })
+      .catch((err: Error) => this.log.error(`Failed to ban node ${pnn}: ${err.message}`));
+  }
+
+  // ---- recovery ------------------------------------------------------------------------
+
   async #recover(): Promise<void> {
-    this.#recovering = true;
-    this.#recoveryRequested = false;
+    if (!this.election.isLeader) {
+      this.log.notice(`Leader changed to ${this.election.leader}, aborting recovery`);
+      return;
+    }
+    this.#needRecovery = true;
+    if (!this.#recoveries.begin()) return;
     const started = performance.now();
     try {
+      if (this.election.inProgress) throw new Error('recovery called while election in progress - try again later');
+      if (this.#banMisbehaving()) throw new Error('This node was banned, aborting recovery');
+      if (this.clusterLock.enabled && !this.clusterLock.held) {
+        this.log.error('Cluster lock not held - abort recovery, ban node');
+        this.#banNode(this.d.pnn);
+        throw new Error('cluster lock not held');
+      }
+      this.log.notice(`Recovery initiated due to problem with node ${this.#lastCulprit}`);
       const active = this.#activeNodes();
-      const all = (step: (pnn: number) => Promise<unknown>): Promise<unknown[]> => Promise.all(active.map(step));
-      this.d.logger.notice(`Starting recovery on nodes ${active.join(',')}`);
-      await all((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE));
-      await all((pnn) => this.d.router.call(pnn, ControlCode.START_RECOVERY, undefined));
-      let generation: number;
-      do generation = randomInt(0, 0x100000000);
-      while (generation === INVALID_GENERATION);
-      const lmasters = this.#lmasterNodes(active);
-      const vnnMap = { generation, map: lmasters.length > 0 ? lmasters : active };
-      await all((pnn) => this.d.router.call(pnn, ControlCode.SETVNNMAP, vnnMap));
-      await all((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.NORMAL));
-      await all((pnn) => this.d.router.call(pnn, ControlCode.END_RECOVERY, undefined));
-      this.recoveryCount++;
-      this.d.logger.notice(
-        `Recovery complete: generation 0x${generation.toString(16)} in ${(performance.now() - started).toFixed(1)} ms`,
-      );
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE), active);
+      this.log.notice('Set recovery mode to ACTIVE');
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.START_RECOVERY, undefined), active);
+      const lmasters = this.#lmasters(active);
+      const vnnMap: VnnMap = { generation: newGeneration(), map: lmasters.length > 0 ? lmasters : active };
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SETVNNMAP, vnnMap), active);
+      this.log.notice('updated VNNMAP');
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.NORMAL), active);
+      this.log.notice('Set recovery mode to NORMAL');
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.END_RECOVERY, undefined), active);
       await this.#takeoverRun();
+      this.d.sendMessage(Pnn.BROADCAST_CONNECTED, Srvid.RECONFIGURE, Buffer.alloc(0));
+      this.recoveryCount++;
+      this.#needRecovery = false;
+      this.#credits.reset();
+      this.log.notice(
+        `Recovery complete: generation 0x${vnnMap.generation.toString(16)} in ${(performance.now() - started).toFixed(1)} ms`,
+      );
+      this.#recoveries.end();
+      const rerecovery = this.d.tunables.values.RerecoveryTimeout;
+      if (rerecovery > 0) {
+        this.log.notice(`Just finished a recovery. New recoveries will now be suppressed for the rerecovery timeout (${rerecovery} seconds)`);
+        this.#recoveries.disable(rerecovery);
+      }
     } catch (err) {
-      this.#recoveryRequested = true;
-      this.d.logger.error(`Recovery failed: ${(err as Error).message}`);
-    } finally {
-      this.#recovering = false;
+      if (err instanceof NodeFailure) {
+        // The recovery helper blames the failing node with a full round of credits.
+        this.#setCulprit(err.pnn, this.#nodeCount());
+        this.log.error(`Recovery failed on node ${err.pnn}: ${err.message}`);
+      } else {
+        this.log.error(`Recovery failed: ${(err as Error).message}`);
+      }
+      this.#recoveries.end();
     }
   }
 
@@ -252,48 +403,49 @@ export class Recoverd {
   async #takeoverRun(): Promise<void> {
     const requests = this.#takeoverRequests;
     this.#takeoverRequests = [];
+    if (!this.#takeoverRuns.begin()) {
+      this.#takeoverRequests.push(...requests);
+      return;
+    }
     let result = this.d.pnn;
     try {
       const connected = this.d.broadcastTargets(Pnn.BROADCAST_CONNECTED);
-      await Promise.all(connected.map((pnn) => this.d.router.call(pnn, ControlCode.IPREALLOCATED, undefined)));
+      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.IPREALLOCATED, undefined), connected);
+      this.#needTakeoverRun = false;
     } catch (err) {
-      this.d.logger.error(`Takeover run failed: ${(err as Error).message}`);
+      this.log.error(`Takeover run failed: ${(err as Error).message}`);
+      this.#needTakeoverRun = true;
       result = -1;
+    } finally {
+      this.#takeoverRuns.end();
     }
-    const reply = Buffer.alloc(4);
-    reply.writeInt32LE(result, 0);
-    for (const r of requests) if (r.srvid !== 0n) this.d.sendMessage(r.pnn, r.srvid, reply);
+    for (const r of requests) if (r.srvid !== 0n) this.d.sendMessage(r.pnn, r.srvid, int32(result));
   }
 
-  #withSrvidMessage(data: Buffer, use: (m: SrvidMessage) => void): void {
-    try {
-      use(srvidMessageCodec.pull(data, 0, data.length).value);
-    } catch (err) {
-      this.d.logger.error(`Ignoring malformed srvid message: ${(err as Error).message}`);
-    }
-  }
-
-  #disableAndReply(data: Buffer, gate: OperationGate): void {
-    try {
-      const m = disableMessageCodec.pull(data, 0, data.length).value;
-      gate.disable(m.timeout);
-      const reply = Buffer.alloc(4);
-      reply.writeInt32LE(this.d.pnn, 0);
-      if (m.srvid !== 0n) this.d.sendMessage(m.pnn, m.srvid, reply);
-    } catch (err) {
-      this.d.logger.error(`Ignoring malformed disable message: ${(err as Error).message}`);
-    }
+  #disableAndReply(m: { pnn: number; srvid: bigint; timeout: number }, gate: OperationGate): void {
+    const ok = gate.disable(m.timeout);
+    if (m.timeout > 0) this.log.notice(`Disabling ${gate.name} for ${m.timeout} seconds`);
+    // Our pnn tells the caller it worked; -EAGAIN that the operation is running.
+    if (m.srvid !== 0n) this.d.sendMessage(m.pnn, m.srvid, int32(ok ? this.d.pnn : -EAGAIN));
   }
 }
 
-function controlRequest(pnn: number, opcode: ControlCode) {
-  return { opcode, srvid: 0n, flags: 0, clientId: 0, srcnode: pnn, data: Buffer.alloc(0) };
+const EAGAIN = 11;
+
+/** Replies to srvid requests are a bare int32. */
+function int32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return b;
 }
 
-function sameMembers(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  const sa = [...a].sort((x, y) => x - y);
-  const sb = [...b].sort((x, y) => x - y);
-  return sa.every((v, i) => v === sb[i]);
+function newGeneration(): number {
+  let generation: number;
+  do generation = randomInt(0, 0x100000000);
+  while (generation === INVALID_GENERATION);
+  return generation;
 }
 
+function sameMap(a: VnnMap, b: VnnMap): boolean {
+  return a.map.length === b.map.length && a.map.every((pnn, i) => pnn === b.map[i]);
+}

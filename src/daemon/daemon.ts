@@ -36,6 +36,7 @@ import { PeerLinks } from '../cluster/peer-links';
 import { Recoverd } from '../cluster/recoverd';
 import { findOwnPnn } from '../cluster/own-node';
 import { BanTimer } from '../cluster/ban';
+import { NO_CLUSTER_LOCK } from '../cluster/cluster-lock';
 import { Client, ClientTable } from './client';
 import { ControlRouter, isBroadcast } from './control-router';
 import type { ControlReply, ControlRequest, RouterHost } from './control-router';
@@ -120,7 +121,7 @@ export class Daemon implements RouterHost {
         log: (level, msg) => this.logger[level](msg),
       },
     );
-    this.recoverd = new Recoverd(this);
+    this.recoverd = new Recoverd(this, NO_CLUSTER_LOCK);
     this.ban = new BanTimer(
       (banned, seconds) => {
         this.logger.error(banned ? `Banning this node for ${seconds} seconds` : 'Unbanning this node');
