@@ -126,6 +126,17 @@ describe('tcp', () => {
     h.io.close(out);
   });
 
+  it('closeAfterFlush while connecting still delivers what was queued', async () => {
+    const { listener, port } = listenTcp('127.0.0.10');
+    const out = h.io.connectTcp('127.0.0.11', '127.0.0.10', port);
+    expect(h.io.send(out, makePacket(40, 4))).toBe(true);
+    h.io.closeAfterFlush(out);
+    const inConn = (): number | undefined => h.accepted.find((c) => h.record(c).listener === listener);
+    await h.waitFor('packet, then EOF', () => inConn() !== undefined && h.record(inConn() as number).closed.length === 1);
+    expect(h.record(inConn() as number).packets).toEqual([makePacket(40, 4)]);
+    expect(h.record(out)).toMatchObject({ connected: [], closed: [] });
+  });
+
   it('listens and connects on IPv6 loopback', async () => {
     const { listener, port } = listenTcp('::1');
     const out = h.io.connectTcp('::1', '::1', port);
