@@ -13,7 +13,7 @@ import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure } from '../src/recovery/node-controls';
 import { RecBufferPacker, isEmptyRecord } from './rec-buffer';
 import { StagingStore, highestRsn, takeAll, type MergeRule } from './staging-store';
-import type { RecoverDbResult, RecoverDbTask, RecoveryPhase } from './types';
+import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 
 // Private srvids: RECOVERY | db_id << 16 | stream. Unique per database, so any number of
 // tasks can pull and push at once through the same daemon.
@@ -25,6 +25,7 @@ function streamSrvid(dbId: number, stream: bigint): bigint {
 export default async function recoverDb(task: RecoverDbTask): Promise<RecoverDbResult> {
   validateTask(task);
   const recovery = new DatabaseRecovery(task);
+  task.port?.on('message', (message) => message === CANCEL_MESSAGE && recovery.cancel());
   const started = performance.now();
   const base = { dbId: task.dbId, name: task.name };
   try {
@@ -32,9 +33,11 @@ export default async function recoverDb(task: RecoverDbTask): Promise<RecoverDbR
     return { ...base, ok: true, ...pushed, durationMs: performance.now() - started, ...recovery.stats() };
   } catch (err) {
     const culprit = err instanceof NodeFailure ? { culprit: err.pnn } : {};
-    const error = `recovery of database ${task.name} (0x${task.dbId.toString(16)}) failed: ${(err as Error).message}`;
+    const why = recovery.cancelled ? 'cancelled' : (err as Error).message;
+    const error = `recovery of database ${task.name} (0x${task.dbId.toString(16)}) failed: ${why}`;
     return { ...base, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error, ...culprit, ...recovery.stats() };
   } finally {
+    task.port?.close();
     await recovery.dispose();
   }
 }
@@ -57,12 +60,24 @@ class DatabaseRecovery {
   #store: StagingStore | null = null;
   readonly #phaseMs: Partial<Record<RecoveryPhase, number>> = {};
   #peakHeap = 0;
+  #cancelled = false;
 
   constructor(private readonly task: RecoverDbTask) {}
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** Ends the recovery at its next control: closing the connection fails everything pending. */
+  cancel(): void {
+    this.#cancelled = true;
+    this.#controls?.client.close();
+  }
 
   async run(): Promise<{ records: number; bytes: number }> {
     const t = this.task;
     this.#controls = new NodeControls(await CtdbClient.connect(t.socketPath), t.timeoutMs);
+    if (this.#cancelled) this.#controls.client.close();
     const transdb = { dbId: t.dbId, tid: t.generation };
     await this.#phase('freeze', () => this.#onAll(ControlCode.DB_FREEZE, t.dbId));
     await this.#phase('transactionStart', () => this.#onAll(ControlCode.DB_TRANSACTION_START, transdb));
@@ -88,7 +103,9 @@ class DatabaseRecovery {
   }
 
   async #phase<T>(phase: RecoveryPhase, step: () => Promise<T>): Promise<T> {
+    if (this.#cancelled) throw new Error('cancelled');
     const started = performance.now();
+    this.task.port?.postMessage({ dbId: this.task.dbId, phase } satisfies PhaseMessage);
     try {
       return await step();
     } finally {

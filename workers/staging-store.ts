@@ -10,10 +10,10 @@ import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { forEachRecord, recordDmaster, recordKey, recordRsn } from './rec-buffer';
 
-/** LMDB's key size limit with lmdb-js' default page size. */
-const MAX_KEY_BYTES = 1978;
-const DIRECT_KEY = 0x00;
-const HASHED_KEY = 0x01;
+/** Large pages make the (tiny-keyed, mostly small) inserts cheaper and raise LMDB's key limit. */
+const PAGE_SIZE = 16384;
+const MAX_KEY_BYTES = 4026;
+const HASHED_KEY_MARK = 0xff;
 
 /** Decides whether an incoming record replaces the staged one. */
 export type MergeRule = (incoming: Buffer, staged: Buffer) => boolean;
@@ -55,6 +55,7 @@ export class StagingStore {
         keyEncoding: 'binary',
         // Scratch data: losing it in a crash only means the next recovery pulls again.
         noSync: true,
+        pageSize: PAGE_SIZE,
         noMetaSync: true,
         useWritemap: true,
         compression: false,
@@ -72,7 +73,8 @@ export class StagingStore {
     return this.#db.transactionSync(() =>
       forEachRecord(buffer, dbId, (record) => {
         const key = stageKey(recordKey(record));
-        const staged = this.#db.getBinary(key);
+        // The fast variant reuses one buffer: fine, merge() only peeks at the header.
+        const staged = this.#db.getBinaryFast(key);
         if (staged === undefined || merge(record, staged)) this.#db.putSync(key, record);
       }),
     );
@@ -93,8 +95,12 @@ export class StagingStore {
   }
 }
 
-/** tdb keys have no size limit and may be empty; LMDB keys must be 1..1978 bytes. */
+/**
+ * tdb keys have no size limit and may be empty; LMDB keys must be 1..4026 bytes. Those that do
+ * not fit are replaced by a mark byte and their SHA-256 (the record keeps the real key);
+ * a real key equal to that would need a SHA-256 preimage.
+ */
 function stageKey(key: Buffer): Buffer {
-  if (key.length < MAX_KEY_BYTES) return Buffer.concat([Buffer.of(DIRECT_KEY), key]);
-  return Buffer.concat([Buffer.of(HASHED_KEY), crypto.createHash('sha256').update(key).digest()]);
+  if (key.length > 0 && key.length <= MAX_KEY_BYTES) return key;
+  return Buffer.concat([Buffer.of(HASHED_KEY_MARK), crypto.createHash('sha256').update(key).digest()]);
 }

@@ -1,5 +1,6 @@
 // The contract between the recovery pipeline (src/recovery) and its piscina worker
-// (workers/recover-db.ts). Plain data only: it crosses a thread boundary.
+// (workers/recover-db.ts). Plain data (and one transferred port): it crosses a thread boundary.
+import type { MessagePort } from 'node:worker_threads';
 
 export interface RecoverDbTask {
   /** Unix socket of the local ctdbd (the recovery master's own daemon). */
@@ -18,7 +19,18 @@ export interface RecoverDbTask {
   timeoutMs: number;
   /** Directory for the per-database staging store (removed again when the task ends). */
   stagingDir: string;
+  /**
+   * Optional channel to the pipeline (moved with the task): the worker posts a PhaseMessage as
+   * each phase starts and gives up when it receives CANCEL_MESSAGE.
+   */
+  port?: MessagePort;
 }
+
+export interface PhaseMessage {
+  dbId: number;
+  phase: RecoveryPhase;
+}
+export const CANCEL_MESSAGE = 'cancel';
 
 /** The steps of one database's recovery, in the order they run. */
 export const RECOVERY_PHASES = ['freeze', 'transactionStart', 'collect', 'wipe', 'push', 'commit', 'thaw'] as const;

@@ -5,11 +5,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { RecoverDbResult, RecoverDbTask } from '../../workers/types';
+import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask } from '../../workers/types';
 import type { RecoveryDatabase } from './databases';
 
-export type { RecoverDbResult, RecoverDbTask } from '../../workers/types';
+export type { PhaseMessage, RecoverDbResult, RecoverDbTask, RecoveryPhase } from '../../workers/types';
 
 export interface RecoveryReport {
   ok: boolean;
@@ -25,12 +26,17 @@ export interface RecoveryReport {
 export interface RecoverOptions {
   /** Called as each database finishes (also for each failed attempt). */
   onProgress?: (result: RecoverDbResult, attempt: number) => void;
+  /** Called as a database enters each phase. */
+  onPhase?: (message: PhaseMessage) => void;
 }
 
 export interface RecoveryPipelineOptions {
-  /** Worker threads (default: the CPU count, at most 4: the work is mostly waiting for daemons). */
-  maxThreads?: number;
-  /** Databases one worker recovers at once (default 8): tasks are I/O-bound and asynchronous. */
+  /**
+   * Worker threads (default: the CPU count, at most 4). They all start at once so that the
+   * databases spread over them: merging is CPU work, the rest is waiting for daemons.
+   */
+  threads?: number;
+  /** Databases one worker recovers at once (default 8); more wait in the queue. */
   concurrentTasksPerWorker?: number;
   /** Attempts per database before the recovery fails (ctdb_recovery_helper: 3). */
   attempts?: number;
@@ -70,19 +76,20 @@ function compiledWorker(): string {
 export class RecoveryPipeline {
   readonly #pool: Piscina<RecoverDbTask, RecoverDbResult>;
   readonly #attempts: number;
-  readonly #running = new Set<AbortController>();
+  /** Ports of the tasks in flight, for cancellation. */
+  readonly #running = new Set<MessagePort>();
   #closed = false;
 
   constructor(options: RecoveryPipelineOptions = {}) {
     this.#attempts = Math.max(1, options.attempts ?? DEFAULT_ATTEMPTS);
-    const maxThreads = options.maxThreads ?? Math.min(MAX_DEFAULT_THREADS, os.availableParallelism());
+    const threads = Math.max(1, options.threads ?? Math.min(MAX_DEFAULT_THREADS, os.availableParallelism()));
     this.#pool = new Piscina<RecoverDbTask, RecoverDbResult>({
       filename: options.workerFile ?? compiledWorker(),
-      minThreads: 1,
-      maxThreads,
+      minThreads: threads,
+      maxThreads: threads,
       concurrentTasksPerWorker: options.concurrentTasksPerWorker ?? DEFAULT_TASKS_PER_WORKER,
-      // Recoveries are rare: let idle threads go, keep one warm.
-      idleTimeout: 30_000,
+      // Recoveries are rare but must start fast: keep the threads.
+      idleTimeout: Infinity,
     });
   }
 
@@ -94,44 +101,46 @@ export class RecoveryPipeline {
   async recoverDatabases(tasks: readonly RecoverDbTask[], options: RecoverOptions = {}): Promise<RecoveryReport> {
     if (this.#closed) throw new Error('recovery pipeline is closed');
     const started = performance.now();
-    const abort = new AbortController();
-    this.#running.add(abort);
     const banCredits = new Map<number, number>();
-    try {
-      const results = await Promise.all(
-        tasks.map(async (task) => {
-          for (let attempt = 1; ; attempt++) {
-            const result = await this.#runOnce(task, abort.signal);
-            options.onProgress?.(result, attempt);
-            if (result.culprit !== undefined) banCredits.set(result.culprit, (banCredits.get(result.culprit) ?? 0) + 1);
-            if (result.ok || attempt >= this.#attempts || abort.signal.aborted) return result;
-          }
-        }),
-      );
-      const ok = results.every((r) => r.ok);
-      const culprit = mostBlamed(banCredits);
-      return { ok, results, durationMs: performance.now() - started, banCredits, ...(!ok && culprit !== undefined && { culprit }) };
-    } finally {
-      this.#running.delete(abort);
-    }
+    const results = await Promise.all(
+      tasks.map(async (task) => {
+        for (let attempt = 1; ; attempt++) {
+          const result = await this.#runOnce(task, options);
+          options.onProgress?.(result, attempt);
+          if (result.culprit !== undefined) banCredits.set(result.culprit, (banCredits.get(result.culprit) ?? 0) + 1);
+          if (result.ok || attempt >= this.#attempts || this.#closed) return result;
+        }
+      }),
+    );
+    const ok = results.every((r) => r.ok);
+    const culprit = mostBlamed(banCredits);
+    return { ok, results, durationMs: performance.now() - started, banCredits, ...(!ok && culprit !== undefined && { culprit }) };
   }
 
-  /** Cancels running recoveries (their workers are terminated) and stops the pool. */
+  /** Cancels the recoveries in flight (each stops at its next control) and stops the pool. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const abort of this.#running) abort.abort();
-    await this.#pool.destroy();
+    for (const port of this.#running) port.postMessage(CANCEL_MESSAGE);
+    await this.#pool.close();
   }
 
-  /** A task that throws or is cancelled becomes a failed result like any other. */
-  async #runOnce(task: RecoverDbTask, signal: AbortSignal): Promise<RecoverDbResult> {
+  /**
+   * One attempt. Tasks are not abortable (that would terminate a thread other databases share):
+   * the port cancels cooperatively. A task that throws becomes a failed result like any other.
+   */
+  async #runOnce(task: RecoverDbTask, options: RecoverOptions): Promise<RecoverDbResult> {
     const started = performance.now();
+    const { port1: ours, port2: theirs } = new MessageChannel();
+    ours.on('message', (message: PhaseMessage) => options.onPhase?.(message));
+    this.#running.add(ours);
     try {
-      return await this.#pool.run(task, { signal });
+      return await this.#pool.run({ ...task, port: theirs }, { transferList: [theirs] });
     } catch (err) {
-      const message = signal.aborted ? 'cancelled' : (err as Error).message;
-      return { dbId: task.dbId, name: task.name, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error: `recovery of database ${task.name}: ${message}` };
+      return { dbId: task.dbId, name: task.name, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error: `recovery of database ${task.name}: ${(err as Error).message}` };
+    } finally {
+      this.#running.delete(ours);
+      ours.close();
     }
   }
 }

@@ -1,0 +1,203 @@
+// The recovery pipeline as the recovery helper of a 3-node cluster of real Debian ctdbds.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LtdbFlag } from '../../src/protocol';
+import type { RecoverDbResult } from '../../src/recovery/pipeline';
+import { useTestCluster } from '../harness/cluster';
+import { RecoveryDriver, localRecords, recoveryModes, seedNode, seqnumRecord, waitForNormal, type SeedRecord } from './helpers';
+
+const NODES = [0, 1, 2];
+const cluster = useTestCluster({ nodes: 3, impl: 'real' });
+let driver: RecoveryDriver;
+
+beforeAll(async () => {
+  await cluster().waitUntilHealthy();
+  await waitForNormal(cluster());
+  driver = await RecoveryDriver.start(cluster());
+}, 120_000);
+afterAll(() => driver?.close());
+
+/** What each node holds before the recovery: per key, per node, a copy or nothing. */
+function volatileCopies(i: number): (SeedRecord | null)[] {
+  const key = `key-${i}`;
+  const copy = (pnn: number, rsn: number, dmaster = pnn, deleted = false): SeedRecord => ({ key, rsn: BigInt(rsn), dmaster, value: deleted ? null : `v${i}-n${pnn}-r${rsn}` });
+  switch (i % 6) {
+    case 0: // every node has a copy: the highest RSN wins
+      return [copy(0, 10), copy(1, 11), copy(2, 12)];
+    case 1: // deleted on the dmaster (highest RSN, no data): stale copies must not come back
+      return [copy(0, 7), copy(1, 9, 1, true), copy(2, 3)];
+    case 2: // only one node has it
+      return [null, copy(1, 4), null];
+    case 3: // RSN tie: the copy naming the recovery master (node 0) as dmaster loses
+      return [copy(0, 5, 0), null, copy(2, 5, 2)];
+    case 4: // RSN tie between non-recovery-master copies: the first pulled (node order) stays
+      return [null, copy(1, 6, 1), copy(2, 7, 1)];
+    default: // the recovery master's own copy is newest
+      return [copy(0, 20), copy(1, 19), null];
+  }
+}
+
+/** A daemon bumps the RSN of a volatile record it stores as its dmaster (so does seeding). */
+function asStored(copy: SeedRecord | null, pnn: number): SeedRecord | null {
+  return copy && { ...copy, rsn: copy.rsn + (copy.dmaster === pnn ? 1n : 0n) };
+}
+
+/** The 4.17 merge, restated independently: the expected winner of a key, or null if deleted/absent. */
+function expectedWinner(copies: (SeedRecord | null)[], recoveryMaster: number): SeedRecord | null {
+  let winner: SeedRecord | null = null;
+  for (const c of copies) {
+    if (c === null) continue;
+    if (winner === null || c.rsn > winner.rsn || (c.rsn === winner.rsn && winner.dmaster === recoveryMaster)) winner = c;
+  }
+  return winner?.value === null ? null : winner;
+}
+
+describe('recovery of real ctdbd databases', () => {
+  it('merges 10k volatile records by RSN and takes a 10k persistent database from the highest seqnum', async () => {
+    const volId = await driver.attach('rec_vol.tdb');
+    const persId = await driver.attach('rec_pers.tdb', 'persistent');
+    const COUNT = 10_000;
+    const perNode: SeedRecord[][] = NODES.map(() => []);
+    const expected = new Map<string, SeedRecord>();
+    for (let i = 0; i < COUNT; i++) {
+      const copies = volatileCopies(i);
+      copies.forEach((c, pnn) => c && perNode[pnn].push(c));
+      const winner = expectedWinner(copies.map(asStored), driver.via);
+      if (winner !== null) expected.set(winner.key, winner);
+    }
+    // Persistent: node 1 has the highest sequence number, node 2 extra keys that must vanish.
+    const persistent = (pnn: number, seqnum: bigint, count: number): SeedRecord[] => [
+      seqnumRecord(seqnum),
+      ...Array.from({ length: count }, (_, i) => ({ key: `p-${i}`, rsn: BigInt(pnn + 1), dmaster: pnn, value: `p${i}-from-${pnn}`, flags: 0 })),
+    ];
+    await Promise.all(NODES.map((pnn) => seedNode(driver.client, pnn, volId, perNode[pnn])));
+    await seedNode(driver.client, 0, persId, persistent(0, 5n, COUNT));
+    await seedNode(driver.client, 1, persId, persistent(1, 9n, COUNT));
+    await seedNode(driver.client, 2, persId, persistent(2, 7n, COUNT + 500));
+
+    const result = await driver.recover();
+    expect(result.error).toBeUndefined();
+    expect(result.ok).toBe(true);
+    expect(await recoveryModes(cluster())).toEqual([0, 0, 0]);
+    const vol = result.report?.results.find((r) => r.name === 'rec_vol.tdb');
+    expect(vol?.records).toBe(expected.size);
+
+    for (const pnn of NODES) {
+      const records = await localRecords(cluster(), pnn, 'rec_vol.tdb');
+      expect(records.size).toBe(expected.size);
+      for (const [key, winner] of expected) {
+        const got = records.get(key);
+        expect(got?.value, `node ${pnn} ${key}`).toBe(winner.value);
+        expect(got?.dmaster).toBe(driver.via);
+        expect(got?.flags ?? 0).toBe(LtdbFlag.MIGRATED_WITH_DATA);
+        expect(got?.rsn).toBe(asStored({ ...winner, dmaster: driver.via }, pnn)?.rsn);
+      }
+      const pers = await localRecords(cluster(), pnn, 'rec_pers.tdb');
+      expect(pers.size).toBe(COUNT + 1);
+      expect(pers.get('p-17')).toEqual({ rsn: 2n, dmaster: 1, flags: 0, value: 'p17-from-1' });
+      expect(pers.has(`p-${COUNT + 10}`)).toBe(false);
+    }
+    const { stdout } = await cluster().ctdb(2, ['pfetch', 'rec_pers.tdb', 'p-9999']);
+    expect(stdout.trim()).toBe('p9999-from-1');
+  }, 180_000);
+
+  it('gives the same result as the real ctdb_recovery_helper on records written with the tool', async () => {
+    // The real helper runs on the leader and makes it dmaster: recover through the same node.
+    const leader = Number((await cluster().ctdb(0, ['leader'])).stdout.trim());
+    const viaLeader = await RecoveryDriver.start(cluster(), { via: leader });
+    try {
+      const scenario = async (db: string): Promise<void> => {
+        await viaLeader.attach(db);
+        await viaLeader.attach(`${db}.p`, 'persistent');
+        const steps: [number, string[]][] = [
+          [0, ['writekey', db, 'k1', 'first']],
+          [1, ['writekey', db, 'k1', 'second']],
+          [2, ['writekey', db, 'k2', 'doomed']],
+          [1, ['deletekey', db, 'k2']],
+          [2, ['writekey', db, 'k3', 'a']],
+          [0, ['writekey', db, 'k3', 'b']],
+          [2, ['writekey', db, 'k3', 'c']],
+          [1, ['pstore', `${db}.p`, 'pk', 'pv']],
+          [2, ['pdelete', `${db}.p`, 'pk']],
+          [0, ['pstore', `${db}.p`, 'pk2', 'pv2']],
+        ];
+        for (const [pnn, args] of steps) expect((await cluster().ctdb(pnn, args)).code, args.join(' ')).toBe(0);
+      };
+      const snapshot = (db: string) => Promise.all(NODES.map(async (pnn) => [...(await localRecords(cluster(), pnn, db))].sort()));
+
+      // The real helper first, on its own database …
+      await scenario('cmp_real.tdb');
+      await viaLeader.setRealRecoveries(0);
+      expect((await cluster().ctdb(0, ['recover'], { timeoutMs: 60_000 })).code).toBe(0);
+      await waitForNormal(cluster());
+      const real = await snapshot('cmp_real.tdb');
+      const realPersistent = await snapshot('cmp_real.tdb.p');
+      // … then ours on an identical one.
+      await viaLeader.setRealRecoveries(600);
+      await scenario('cmp_ours.tdb');
+      const result = await viaLeader.recover();
+      expect(result.ok).toBe(true);
+      expect(await snapshot('cmp_ours.tdb')).toEqual(real);
+      expect(await snapshot('cmp_ours.tdb.p')).toEqual(realPersistent);
+      expect(real[0].map(([key]) => key)).toEqual(['k1', 'k3']);
+    } finally {
+      await viaLeader.close();
+    }
+  }, 180_000);
+
+  it('recovers several databases concurrently and reports each one', async () => {
+    const DBS = 6;
+    const PER_DB = 15_000;
+    const names = Array.from({ length: DBS }, (_, i) => `par_${i}.tdb`);
+    for (const name of names) {
+      const dbId = await driver.attach(name);
+      const records = Array.from({ length: PER_DB }, (_, i) => ({ key: `r${i}`, rsn: 2n, dmaster: i % 3, value: `value-${i}-`.padEnd(100, 'x') }));
+      await Promise.all(NODES.map((pnn) => seedNode(driver.client, pnn, dbId, records.filter((_, i) => i % 3 === pnn))));
+    }
+    const finished: { result: RecoverDbResult; at: number }[] = [];
+    const result = await driver.recover({ onProgress: (r) => finished.push({ result: r, at: performance.now() }) });
+    expect(result.ok).toBe(true);
+    const ours = finished.filter((f) => names.includes(f.result.name));
+    expect(ours.map((f) => f.result.name).sort()).toEqual([...names].sort());
+    for (const f of ours) {
+      expect(f.result.records).toBe(PER_DB);
+      expect(Object.keys(f.result.phaseMs ?? {})).toEqual(['freeze', 'transactionStart', 'collect', 'wipe', 'push', 'commit', 'thaw']);
+    }
+    // Concurrency: every database started before the first one finished.
+    const intervals = ours.map((f) => ({ start: f.at - f.result.durationMs, end: f.at }));
+    const lastStart = Math.max(...intervals.map((i) => i.start));
+    const firstEnd = Math.min(...intervals.map((i) => i.end));
+    const sum = ours.reduce((s, f) => s + f.result.durationMs, 0);
+    const wall = result.report?.durationMs ?? Infinity;
+    console.log(`parallel recovery: ${DBS} × ${PER_DB} records, wall ${wall.toFixed(0)} ms, sum of per-database times ${sum.toFixed(0)} ms`);
+    expect(lastStart).toBeLessThan(firstEnd);
+    expect(wall).toBeLessThan(sum * 0.6);
+  }, 240_000);
+
+  it('keeps the worker heap bounded while recovering 200k records', async () => {
+    const COUNT = 200_000;
+    const dbId = await driver.attach('big.tdb');
+    const value = 'x'.repeat(100);
+    await Promise.all(
+      NODES.map((pnn) =>
+        seedNode(
+          driver.client,
+          pnn,
+          dbId,
+          // Every key on two nodes, so the merge really compares.
+          Array.from({ length: COUNT }, (_, i) => i)
+            .filter((i) => i % 3 !== pnn)
+            .map((i) => ({ key: `big-${i}`, rsn: BigInt(1 + ((i + pnn) % 3)), dmaster: pnn, value })),
+        ),
+      ),
+    );
+    const result = await driver.recover();
+    expect(result.ok).toBe(true);
+    const big = result.report?.results.find((r) => r.name === 'big.tdb');
+    expect(big?.records).toBe(COUNT);
+    const pulledBytes = 2 * COUNT * (16 + 10 + 24 + value.length);
+    console.log(`200k records: ${big?.durationMs.toFixed(0)} ms, phases ${JSON.stringify(big?.phaseMs)}, peak worker heap ${((big?.peakHeapBytes ?? 0) / 2 ** 20).toFixed(1)} MiB for ${(pulledBytes / 2 ** 20).toFixed(1)} MiB pulled`);
+    expect(big?.peakHeapBytes).toBeLessThan(pulledBytes / 2);
+    const { stdout } = await cluster().ctdb(1, ['cattdb', 'big.tdb'], { timeoutMs: 120_000 });
+    expect(stdout).toContain(`Dumped ${COUNT} record(s)`);
+  }, 300_000);
+});
