@@ -18,6 +18,8 @@ export interface LocalClusterOptions {
   /** Extra ctdb.conf text for every node. */
   config?: string;
   tunables?: Readonly<Record<string, number>>;
+  /** Every node's public_addresses file. */
+  publicAddresses?: string;
   /** Extra daemon environment. */
   env?: NodeJS.ProcessEnv;
   /** Try this 127.A.B block first (random blocks otherwise). */
@@ -45,7 +47,8 @@ export class LocalCluster {
     const block = await allocateAddressBlock(options.nodes, options.preferredBlock);
     const root = options.root ?? fs.mkdtempSync(path.join(os.tmpdir(), `ctdb-${options.impl}-cluster-`));
     const nodes = block.addresses.map((address, pnn) => {
-      const paths = writeNodeBase({ base: path.join(root, `node.${pnn}`), addresses: block.addresses, pnn, config: options.config, tunables: options.tunables });
+      const { config, tunables, publicAddresses } = options;
+      const paths = writeNodeBase({ base: path.join(root, `node.${pnn}`), addresses: block.addresses, pnn, config, tunables, publicAddresses });
       return new LocalNode({ pnn, address, paths, binary, env: options.env });
     });
     return new LocalCluster(root, nodes, block);

@@ -72,7 +72,6 @@ export class LocalNode {
   async start(timeoutMs = START_TIMEOUT_MS): Promise<void> {
     if (this.pid !== undefined && isAlive(this.pid)) throw new Error(`node ${this.pnn} is already running as pid ${this.pid}`);
     this.pid = undefined;
-    fs.rmSync(this.paths.pidFile, { force: true });
     this.#closeLifeline();
     if (this.binary !== REAL_CTDBD) await waitForNativeBuild();
     const output = fs.openSync(this.paths.output, 'a');

@@ -14,6 +14,8 @@ export interface NodeBaseOptions {
   /** Extra ctdb.conf text appended after the generated sections. */
   config?: string;
   tunables?: Readonly<Record<string, number>>;
+  /** Content of the public_addresses file ("IP/bits iface" lines); no file when absent. */
+  publicAddresses?: string;
 }
 
 export interface NodeBasePaths {
@@ -48,6 +50,7 @@ export function writeNodeBase(options: NodeBaseOptions): NodeBasePaths {
   }
   fs.writeFileSync(path.join(base, 'nodes'), addresses.map((a) => `${a}\n`).join(''));
   fs.writeFileSync(path.join(base, 'ctdb.conf'), ctdbConf(paths.log, address, dbDir) + (options.config ? `\n${options.config}\n` : ''));
+  if (options.publicAddresses !== undefined) fs.writeFileSync(path.join(base, 'public_addresses'), options.publicAddresses);
   if (options.tunables) {
     const lines = Object.entries(options.tunables).map(([name, value]) => `${name}=${value}\n`);
     fs.writeFileSync(path.join(base, 'ctdb.tunables'), lines.join(''));

@@ -35,6 +35,17 @@ describe('TestCluster with the real ctdbd', () => {
     await cluster.waitUntilHealthy();
   });
 
+  it('appends extra ctdb.conf text and writes public_addresses', async () => {
+    const cluster = await TestCluster.start({
+      nodes: 1,
+      impl: 'real',
+      config: '[logging]\n\tlog level = DEBUG',
+      publicAddresses: '192.0.2.10/24 lo\n',
+    });
+    expect((await cluster.ctdb(0, ['getdebug'])).stdout.trim()).toBe('DEBUG');
+    expect((await cluster.ctdb(0, ['ip', 'all'])).stdout).toContain('192.0.2.10');
+  });
+
   it('hands out disjoint address blocks', async () => {
     const blocks = await Promise.all([allocateNodeAddresses(3), allocateNodeAddresses(3)]);
     try {

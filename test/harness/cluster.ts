@@ -27,6 +27,8 @@ export interface TestClusterOptions {
   config?: string;
   /** Written to every node's ctdb.tunables as Name=value lines. */
   tunables?: Record<string, number>;
+  /** Every node's public_addresses file ("IP/bits iface" lines); none by default. */
+  publicAddresses?: string;
   /** Extra daemon environment (beyond CTDB_BASE, CTDB_TEST_MODE=yes and PATH). */
   env?: NodeJS.ProcessEnv;
 }
