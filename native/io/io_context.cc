@@ -277,7 +277,7 @@ IoContext::ReadOutcome IoContext::ReadIntoBatch(Connection* conn) {
     pos += length;
   }
   batch_.CommitRead(pos);
-  if (pos < have) CarryPartial(conn, base + pos, have - pos);
+  if (pos < have && !CarryPartial(conn, base + pos, have - pos)) return ReadOutcome::kEnded;
   // A short read means the socket is empty: skip the read() that would say EAGAIN.
   return static_cast<size_t>(n) == room ? ReadOutcome::kMore : ReadOutcome::kDrained;
 }
@@ -291,17 +291,22 @@ void IoContext::ReleasePartial(Connection* conn) {
   }
 }
 
-void IoContext::CarryPartial(Connection* conn, const uint8_t* bytes, size_t size) {
+bool IoContext::CarryPartial(Connection* conn, const uint8_t* bytes, size_t size) {
   uint32_t length = 0;
   if (size >= sizeof(length)) std::memcpy(&length, bytes, sizeof(length));
   if (length <= PacketBatch::kMinReadRoom) {
     conn->partial.assign(bytes, bytes + size);
-    return;
+    return true;
   }
   // Read the rest straight into the packet's own memory: no growing, no copy later.
   conn->large = LargePacket::Allocate(length);
+  if (!conn->large.bytes) {
+    End(conn, "cannot allocate " + std::to_string(length) + " bytes for a packet");
+    return false;
+  }
   conn->large.filled = static_cast<uint32_t>(size);
   std::memcpy(conn->large.bytes.get(), bytes, size);
+  return true;
 }
 
 IoContext::ReadOutcome IoContext::ReadIntoLarge(Connection* conn) {

@@ -132,7 +132,7 @@ class IoContext {
   ReadOutcome ReadIntoLarge(Connection* conn);
   ReadOutcome ReadFailed(Connection* conn, ssize_t result);
   void ReleasePartial(Connection* conn);
-  void CarryPartial(Connection* conn, const uint8_t* bytes, size_t size);
+  bool CarryPartial(Connection* conn, const uint8_t* bytes, size_t size);
   bool WritePending(Connection* conn);
   bool Enqueue(Connection* conn, OutgoingBytes& bytes, size_t offset);
   void UpdateInterest(Connection* conn);

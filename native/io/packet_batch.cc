@@ -47,8 +47,8 @@ void LargePacket::Free::operator()(uint8_t* bytes) const { std::free(bytes); }
 
 LargePacket LargePacket::Allocate(uint32_t length) {
   LargePacket packet;
-  packet.bytes.reset(AllocateOrDie(length));
-  packet.length = length;
+  packet.bytes.reset(static_cast<uint8_t*>(std::malloc(length)));
+  if (packet.bytes) packet.length = length;
   return packet;
 }
 

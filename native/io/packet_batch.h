@@ -43,6 +43,7 @@ struct LargePacket {
   std::unique_ptr<uint8_t[], Free> bytes;
   uint32_t length = 0;
   uint32_t filled = 0;
+  // Empty (bytes null) when the memory cannot be had: that drops one connection, not the daemon.
   static LargePacket Allocate(uint32_t length);
 };
 
