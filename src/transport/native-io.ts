@@ -1,7 +1,11 @@
 // Typed facade over the native `io` module (native/io/): sockets, packet framing and
 // writes run in C++ on Node's own libuv loop; JS gets whole packets in batches.
 import { nativeModule } from '../native';
+import { HEADER_SIZE } from '../protocol/constants';
 import { DEFAULT_MAX_PACKET_SIZE } from './framer';
+
+/** CTDB's MaxQueueDropMsg: a client this far behind is dropped. */
+export const DEFAULT_MAX_QUEUE_PACKETS = 1_000_000;
 
 /** A process on the unix socket (SO_PEERCRED). */
 export interface UnixPeer {
@@ -100,9 +104,9 @@ export class NativeIo {
 
   constructor(handlers: IoHandlers, options: IoOptions = {}) {
     const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
-    const maxQueuePackets = options.maxQueuePackets ?? 1_000_000;
-    if (!Number.isInteger(maxPacketSize) || maxPacketSize < 32 || maxPacketSize > 0xffffffff) {
-      throw new RangeError(`maxPacketSize ${maxPacketSize} is not an integer from 32 to 4294967295`);
+    const maxQueuePackets = options.maxQueuePackets ?? DEFAULT_MAX_QUEUE_PACKETS;
+    if (!Number.isInteger(maxPacketSize) || maxPacketSize < HEADER_SIZE || maxPacketSize > 0xffffffff) {
+      throw new RangeError(`maxPacketSize ${maxPacketSize} is not an integer from ${HEADER_SIZE} to 4294967295`);
     }
     if (!Number.isInteger(maxQueuePackets) || maxQueuePackets < 1 || maxQueuePackets > 0xffffffff) {
       throw new RangeError(`maxQueuePackets ${maxQueuePackets} is not a positive integer`);
