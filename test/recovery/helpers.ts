@@ -10,6 +10,7 @@ import { disableMessageCodec } from '../../src/protocol/types';
 import { recoverCluster, type ClusterRecoveryResult } from '../../src/recovery/cluster-recovery';
 import { NodeControls } from '../../src/recovery/node-controls';
 import { RecoveryPipeline, type RecoverOptions, type RecoveryPipelineOptions } from '../../src/recovery/pipeline';
+import { isAlive } from '../../scripts/cluster/processes';
 import type { TestCluster } from '../harness/cluster';
 
 const TOOL_TEST_SRVID = 0xae00000000000000n;
@@ -36,7 +37,7 @@ export class RecoveryDriver {
 
   /** Sends DISABLE_RECOVERIES (timeout 0 = enable again) to every running node's recovery daemon. */
   async setRealRecoveries(disabledSeconds: number): Promise<void> {
-    const nodes = this.cluster.nodes.filter((n) => n.pid !== undefined).map((n) => n.pnn);
+    const nodes = runningNodes(this.cluster);
     const replySrvid = TOOL_TEST_SRVID | BigInt(process.pid & 0xffff) << 16n;
     const answered = new Set<number>();
     await this.client.registerSrvid(replySrvid, (data) => answered.add(data.readInt32LE(0)));
@@ -147,11 +148,14 @@ export async function localRecords(cluster: TestCluster, pnn: number, db: string
 export async function recoveryModes(cluster: TestCluster): Promise<number[]> {
   const client = await CtdbClient.connect(cluster.node(0).socket);
   try {
-    const pnns = cluster.nodes.filter((n) => n.pid !== undefined).map((n) => n.pnn);
-    return await Promise.all(pnns.map(async (pnn) => (await client.control(pnn, ControlCode.GET_RECMODE, Buffer.alloc(0), { timeoutMs: 5000 })).status));
+    return await Promise.all(runningNodes(cluster).map(async (pnn) => (await client.control(pnn, ControlCode.GET_RECMODE, Buffer.alloc(0), { timeoutMs: 5000 })).status));
   } finally {
     client.close();
   }
+}
+
+export function runningNodes(cluster: TestCluster): number[] {
+  return cluster.nodes.filter((n) => n.pid !== undefined && isAlive(n.pid)).map((n) => n.pnn);
 }
 
 export async function waitForNormal(cluster: TestCluster, timeoutMs = 60_000): Promise<void> {

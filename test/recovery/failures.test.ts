@@ -1,0 +1,105 @@
+// Failure handling of the recovery pipeline against real ctdbds: a task that throws, a node
+// that stops answering, a node that dies mid-recovery, cancellation. Nothing may hang and the
+// failing node must be named.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ControlCode } from '../../src/protocol';
+import { RecoveryPipeline, recoveryTasks, type RecoverDbTask, type RecoveryPhase } from '../../src/recovery/pipeline';
+import { useTestCluster } from '../harness/cluster';
+import { RecoveryDriver, localRecords, recoveryModes, seedNode, waitForNormal } from './helpers';
+
+const cluster = useTestCluster({ nodes: 3, impl: 'real' });
+let driver: RecoveryDriver;
+
+beforeAll(async () => {
+  await cluster().waitUntilHealthy();
+  await waitForNormal(cluster());
+  driver = await RecoveryDriver.start(cluster(), { attempts: 1 });
+}, 120_000);
+afterAll(() => driver?.close());
+
+/** Tasks for the named databases on all three nodes, in the cluster's current generation. */
+async function tasksFor(names: string[], timeoutMs: number): Promise<RecoverDbTask[]> {
+  const { generation } = (await driver.client.call(0, ControlCode.GETVNNMAP, undefined)).reply;
+  const databases = await Promise.all(names.map(async (name) => ({ dbId: await driver.attach(name), name, flags: 0, persistent: false, replicated: false, hadIt: [] })));
+  return recoveryTasks(databases, {
+    socketPath: cluster().node(0).socket,
+    generation,
+    activeNodes: [0, 1, 2],
+    recBufferSizeLimit: 1_000_000,
+    timeoutMs,
+    stagingDir: driver.stagingDir,
+  });
+}
+
+describe('recovery failures', () => {
+  it('turns a task that throws into a failed result while the other databases recover', async () => {
+    const [good] = await tasksFor(['fail_good.tdb'], 10_000);
+    const report = await driver.pipeline.recoverDatabases([{ ...good, name: 'broken', activeNodes: [] }, good]);
+    expect(report.ok).toBe(false);
+    expect(report.results[0].error).toMatch(/invalid recovery task for database broken: bad activeNodes/);
+    expect(report.culprit).toBeUndefined();
+    expect(report.results[1]).toMatchObject({ ok: true, name: 'fail_good.tdb' });
+  }, 60_000);
+
+  it('blames a node that stops answering once its control times out, and cancels on close', async () => {
+    const tasks = await tasksFor(['fail_stop.tdb'], 1_500);
+    cluster().kill(2, 'SIGSTOP');
+    try {
+      const started = performance.now();
+      const report = await driver.pipeline.recoverDatabases(tasks);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(report.ok).toBe(false);
+      expect(report.culprit).toBe(2);
+      expect(report.results[0].error).toMatch(/DB_FREEZE .*node 2.*timed out/);
+
+      // close() while a task waits on the stopped node: it ends at once, cancelled.
+      const closing = new RecoveryPipeline({ attempts: 3 });
+      const [slow] = await tasksFor(['fail_stop.tdb'], 60_000);
+      const pending = closing.recoverDatabases([slow]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const closeStarted = performance.now();
+      await closing.close();
+      const cancelled = await pending;
+      expect(performance.now() - closeStarted).toBeLessThan(3_000);
+      expect(cancelled.results[0]).toMatchObject({ ok: false });
+      expect(cancelled.results[0].error).toMatch(/cancelled/);
+    } finally {
+      cluster().kill(2, 'SIGCONT');
+    }
+    // Frozen databases are left for the next recovery, which repairs them.
+    expect((await driver.recover()).ok).toBe(true);
+  }, 120_000);
+
+  it('fails with the dead node as culprit when a node dies mid-recovery; the survivors then recover', async () => {
+    const dbId = await driver.attach('fail_kill.tdb');
+    const COUNT = 60_000;
+    await Promise.all(
+      [0, 1, 2].map((pnn) =>
+        seedNode(driver.client, pnn, dbId, Array.from({ length: COUNT / 3 }, (_, i) => ({ key: `kill-${pnn}-${i}`, rsn: 3n, dmaster: pnn, value: 'y'.repeat(200) }))),
+      ),
+    );
+    let killedIn: RecoveryPhase | undefined;
+    const result = await driver.recover({
+      onPhase: ({ dbId: id, phase }) => {
+        if (id === dbId && phase === 'collect' && killedIn === undefined) {
+          killedIn = phase;
+          cluster().kill(2, 'SIGKILL');
+        }
+      },
+    });
+    expect(killedIn).toBe('collect');
+    expect(result.ok).toBe(false);
+    expect(result.culprit).toBe(2);
+    expect(result.report?.banCredits.get(2)).toBeGreaterThan(0);
+
+    // Node 2 is gone: the next recovery covers nodes 0 and 1 and loses nothing they held.
+    await cluster().waitFor(async () => (await recoveryModes(cluster())).length === 2, 30_000, 'node 2 to be gone');
+    const again = await driver.recover();
+    expect(again.error).toBeUndefined();
+    expect(again.activeNodes).toEqual([0, 1]);
+    const records = await localRecords(cluster(), 1, 'fail_kill.tdb');
+    expect(records.size).toBe((2 * COUNT) / 3);
+    expect(records.get('kill-0-7')?.value).toBe('y'.repeat(200));
+    expect(await recoveryModes(cluster())).toEqual([0, 0]);
+  }, 180_000);
+});
