@@ -43,6 +43,16 @@ describe('scale', () => {
   });
 });
 
+describe('idle', () => {
+  it('5000 idle connections cost no CPU', async () => {
+    expect(h.accepted.length).toBe(5000); // the clients of the test above are still connected
+    const before = process.cpuUsage();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const used = process.cpuUsage(before);
+    expect((used.user + used.system) / 1000).toBeLessThan(50);
+  });
+});
+
 describe('worker threads', () => {
   const facade = path.join(projectRoot, 'dist', 'src', 'transport', 'native-io.js');
   // Each worker has its own io instance; terminating it mid-traffic must release everything.
