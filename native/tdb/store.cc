@@ -77,10 +77,13 @@ Status Store::Fail(Status s, const std::string& what) {
 }
 
 Status Store::FailErrno(Status s, const std::string& what) {
-  const int err = errno;
-  last_error_ = what + ": " + std::strerror(err);
-  last_errno_ = err;
+  last_errno_ = errno;
+  last_error_ = what;
   return s;
+}
+
+std::string Store::LastError() const {
+  return last_errno_ != 0 ? last_error_ + ": " + std::strerror(last_errno_) : last_error_;
 }
 
 std::unique_ptr<Store> Store::Open(const std::string& path, const OpenOptions& options, std::string* error,
@@ -90,7 +93,7 @@ std::unique_ptr<Store> Store::Open(const std::string& path, const OpenOptions& o
   Status s = store->OpenImpl(options);
   if (s == Status::kOk) return store;
   *error = path + ": " + store->last_error_;
-  *err_no = store->last_errno_ != 0 ? store->last_errno_ : (s == Status::kLock || s == Status::kNoLock ? EAGAIN : EINVAL);
+  *err_no = store->last_errno_ != 0 ? store->last_errno_ : s == Status::kCorrupt ? EIO : s == Status::kLock ? EAGAIN : EINVAL;
   return nullptr;
 }
 

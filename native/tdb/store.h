@@ -87,7 +87,7 @@ class Store {
   Status Wipe();
 
   // Diagnostics: what the last failing call saw, e.g. "chain 17: record at 4096 beyond end of file".
-  const std::string& LastError() const { return last_error_; }
+  std::string LastError() const;
   int LastErrno() const { return last_errno_; }
   const std::string& path() const { return path_; }
   uint32_t hash_size() const { return hash_size_; }

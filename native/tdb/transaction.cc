@@ -205,7 +205,7 @@ Status Store::TransactionPrepareCommit() {
     }
   }
   if (s != Status::kOk) {
-    const std::string why = last_error_;
+    const std::string why = LastError();
     CancelImpl();
     return Fail(s, why);
   }
@@ -342,7 +342,7 @@ Status Store::Repack() {
             Span{reinterpret_cast<const uint8_t*>(data.data()), data.size()}, StoreMode::kInsert);
   }
   if (s != Status::kOk) {
-    const std::string why = last_error_;
+    const std::string why = LastError();
     CancelImpl();
     return Fail(s, "repack: " + why);
   }

@@ -1,0 +1,239 @@
+// TdbFile: a libtdb-compatible database file, shared safely with libtdb processes (smbd).
+// Every call is synchronous and, except the ones documented as blocking, never waits for
+// another process: the daemon uses the *Nonblock variants and leaves waiting to helpers.
+import fs from 'node:fs';
+import { StoreMode, TdbFlag, TdbStatus, TDB_DEFAULT_HASH_SIZE } from './constants';
+import { TdbError } from './errors';
+import { nativeTdb, type NativeCheckReport, type NativeTdbInfo, type TdbHandle } from './native-tdb';
+
+export type TdbKey = Buffer | string;
+
+export interface TdbOpenOptions {
+  /** Chains when the file is created or wiped (CLEAR_IF_FIRST); ignored for existing files. */
+  hashSize?: number;
+  /** TdbFlag bits. */
+  flags?: number;
+  /** 'r' read-only (no locks), 'rw' existing file, 'create' (default) creates if missing. */
+  access?: 'r' | 'rw' | 'create';
+  /** Refuse to open an existing file (like O_EXCL). */
+  exclusive?: boolean;
+  mode?: number;
+}
+
+export type TraverseCallback = (key: Buffer, data: Buffer) => boolean | void;
+export type CheckReport = NativeCheckReport;
+export type TdbInfo = NativeTdbInfo;
+
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+const accessFlags = { r: O_RDONLY, rw: O_RDWR, create: O_RDWR | O_CREAT } as const;
+
+// Values up to this size come back through one shared buffer without a native allocation.
+const fetchBuffer = Buffer.allocUnsafe(64 * 1024);
+
+function toKey(key: TdbKey): Buffer {
+  return typeof key === 'string' ? Buffer.from(key) : key;
+}
+
+export class TdbFile {
+  #handle: TdbHandle | undefined;
+  readonly path: string;
+
+  private constructor(path: string, handle: TdbHandle) {
+    this.path = path;
+    this.#handle = handle;
+  }
+
+  static open(path: string, options: TdbOpenOptions = {}): TdbFile {
+    const hashSize = options.hashSize ?? TDB_DEFAULT_HASH_SIZE;
+    if (!Number.isInteger(hashSize) || hashSize < 1 || hashSize > 0x3fffffff) {
+      throw new RangeError(`${path}: hash size must be an integer from 1 to 1073741823, got ${hashSize}`);
+    }
+    const access = options.access ?? 'create';
+    if (!(access in accessFlags)) throw new TypeError(`${path}: access must be 'r', 'rw' or 'create'`);
+    const openFlags = accessFlags[access] | (options.exclusive ? O_CREAT | O_EXCL : 0);
+    return new TdbFile(path, nativeTdb.open(path, hashSize, options.flags ?? TdbFlag.DEFAULT, openFlags, options.mode ?? 0o600));
+  }
+
+  get isOpen(): boolean {
+    return this.#handle !== undefined;
+  }
+
+  /** Closes the file; this drops every lock this process holds on it. */
+  close(): void {
+    if (this.#handle === undefined) return;
+    nativeTdb.close(this.#handle);
+    this.#handle = undefined;
+  }
+
+  get info(): TdbInfo {
+    return nativeTdb.info(this.#h());
+  }
+
+  #h(): TdbHandle {
+    if (this.#handle === undefined) throw new TdbError(`${this.path}: database is closed`, TdbStatus.EINVAL, 0);
+    return this.#handle;
+  }
+
+  // Turns a native result into a value, throwing for every status not listed in `allowed`.
+  #check(op: string, result: number, ...allowed: number[]): number {
+    if (result >= 0 || allowed.includes(-result)) return result;
+    const detail = nativeTdb.lastError(this.#h());
+    throw new TdbError(`${this.path}: ${op}: ${detail.message}`, -result, detail.errno);
+  }
+
+  /** The value stored under `key`, or undefined. */
+  fetch(key: TdbKey): Buffer | undefined {
+    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), fetchBuffer), TdbStatus.NOEXIST);
+    if (n < 0) return undefined;
+    return n <= fetchBuffer.length ? Buffer.from(fetchBuffer.subarray(0, n)) : nativeTdb.copyScratch(this.#h());
+  }
+
+  /**
+   * Copies the value into `out` without allocating. Returns its length, or -1 if absent.
+   * A length greater than out.length means nothing was copied: retry with a larger buffer.
+   */
+  fetchInto(key: TdbKey, out: Buffer): number {
+    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), out), TdbStatus.NOEXIST);
+    return n < 0 ? -1 : n;
+  }
+
+  exists(key: TdbKey): boolean {
+    return this.#check('exists', nativeTdb.exists(this.#h(), toKey(key)), TdbStatus.NOEXIST) === 0;
+  }
+
+  /** Replace (default), insert (fails with TDB_ERR_EXISTS) or modify (fails with TDB_ERR_NOEXIST). */
+  store(key: TdbKey, data: Buffer | string, mode: StoreMode = StoreMode.REPLACE): void {
+    const value = typeof data === 'string' ? Buffer.from(data) : data;
+    this.#check('store', nativeTdb.store(this.#h(), toKey(key), value, mode));
+  }
+
+  /** Returns false if there was no such record. */
+  delete(key: TdbKey): boolean {
+    return this.#check('delete', nativeTdb.delete(this.#h(), toKey(key)), TdbStatus.NOEXIST) === 0;
+  }
+
+  /**
+   * Calls `fn` for every record; returning false stops. A write traverse (default) may store
+   * and delete from the callback and excludes transactions; a read traverse may not write.
+   * Returns the number of records visited.
+   */
+  traverse(fn: TraverseCallback, options: { write?: boolean } = {}): number {
+    return this.#check('traverse', nativeTdb.traverse(this.#h(), options.write ?? true, fn));
+  }
+
+  traverseRead(fn: TraverseCallback): number {
+    return this.traverse(fn, { write: false });
+  }
+
+  /** Blocking write lock on the key's chain (waits for other processes). */
+  chainLock(key: TdbKey): void {
+    this.#check('chainlock', nativeTdb.chainLock(this.#h(), toKey(key), true, true));
+  }
+
+  /** Non-blocking chain write lock: false if another process holds the chain. */
+  chainLockNonblock(key: TdbKey): boolean {
+    return this.#check('chainlock', nativeTdb.chainLock(this.#h(), toKey(key), true, false), TdbStatus.NOLOCK) === 0;
+  }
+
+  chainUnlock(key: TdbKey): void {
+    this.#check('chainunlock', nativeTdb.chainUnlock(this.#h(), toKey(key), true));
+  }
+
+  chainLockRead(key: TdbKey): void {
+    this.#check('chainlock_read', nativeTdb.chainLock(this.#h(), toKey(key), false, true));
+  }
+
+  chainLockReadNonblock(key: TdbKey): boolean {
+    return this.#check('chainlock_read', nativeTdb.chainLock(this.#h(), toKey(key), false, false), TdbStatus.NOLOCK) === 0;
+  }
+
+  chainUnlockRead(key: TdbKey): void {
+    this.#check('chainunlock_read', nativeTdb.chainUnlock(this.#h(), toKey(key), false));
+  }
+
+  /** Blocking all-record write lock. */
+  lockAll(): void {
+    this.#check('lockall', nativeTdb.lockAll(this.#h(), true, true));
+  }
+
+  lockAllNonblock(): boolean {
+    return this.#check('lockall', nativeTdb.lockAll(this.#h(), true, false), TdbStatus.NOLOCK) === 0;
+  }
+
+  unlockAll(): void {
+    this.#check('unlockall', nativeTdb.unlockAll(this.#h(), true));
+  }
+
+  lockAllRead(): void {
+    this.#check('lockall_read', nativeTdb.lockAll(this.#h(), false, true));
+  }
+
+  unlockAllRead(): void {
+    this.#check('unlockall_read', nativeTdb.unlockAll(this.#h(), false));
+  }
+
+  /** Blocking: waits for other transactions and write traverses. */
+  transactionStart(): void {
+    this.#check('transaction_start', nativeTdb.transactionStart(this.#h(), true));
+  }
+
+  /** False if another process holds the transaction lock. */
+  transactionStartNonblock(): boolean {
+    return this.#check('transaction_start', nativeTdb.transactionStart(this.#h(), false), TdbStatus.NOLOCK) === 0;
+  }
+
+  transactionPrepareCommit(): void {
+    this.#check('transaction_prepare_commit', nativeTdb.transactionPrepareCommit(this.#h()));
+  }
+
+  transactionCommit(): void {
+    this.#check('transaction_commit', nativeTdb.transactionCommit(this.#h()));
+  }
+
+  transactionCancel(): void {
+    this.#check('transaction_cancel', nativeTdb.transactionCancel(this.#h()));
+  }
+
+  /** Runs `fn` inside a transaction: committed if it returns, cancelled if it throws. */
+  transaction<T>(fn: () => T): T {
+    this.transactionStart();
+    let result: T;
+    try {
+      result = fn();
+    } catch (err) {
+      this.transactionCancel();
+      throw err;
+    }
+    this.transactionCommit();
+    return result;
+  }
+
+  /** The header's sequence number (bumped on every change by openers using TDB_SEQNUM). */
+  get seqnum(): number {
+    return nativeTdb.seqnum(this.#h());
+  }
+
+  enableSeqnum(): void {
+    nativeTdb.enableSeqnum(this.#h());
+  }
+
+  /** Rewrites the file compactly (in a transaction). */
+  repack(): void {
+    this.#check('repack', nativeTdb.repack(this.#h()));
+  }
+
+  /** Deletes every record. */
+  wipe(): void {
+    this.#check('wipe', nativeTdb.wipe(this.#h()));
+  }
+
+  /** Structural check, like `tdbtool check`. */
+  check(): CheckReport {
+    return nativeTdb.check(this.#h());
+  }
+}
+
+/** The 32-bit tdb hash of a key (default or, with `jenkins`, TDB_INCOMPATIBLE_HASH). */
+export function tdbHash(key: TdbKey, jenkins = false): number {
+  return nativeTdb.hashKey(toKey(key), jenkins);
+}
