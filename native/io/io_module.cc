@@ -2,6 +2,7 @@
 // validates arguments first; the checks here keep a bad direct call from crashing.
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "io/io_context.h"
 #include "module.h"

@@ -1,7 +1,6 @@
 #include "io/sockets.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { nativeModule } from '../../src/native';
 import type { TcpPeer, UnixPeer } from '../../src/transport/native-io';
 import { isUnixPeer, NativeIo } from '../../src/transport/native-io';
 import { IoHarness, makePacket, runNode, tempDir, write } from './io-harness';
@@ -153,6 +154,25 @@ describe('tcp', () => {
     const { port } = listenTcp('127.0.0.8');
     expect(() => h.io.listenTcp('127.0.0.8', port)).toThrow(expect.objectContaining({ code: 'EADDRINUSE', message: `bind 127.0.0.8:${port}: Address already in use` }));
     expect(() => h.io.connectTcp('192.0.2.1', '127.0.0.1', 1)).toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL' }));
+  });
+});
+
+describe('bad input straight to the addon', () => {
+  it('throws TypeErrors instead of crashing', () => {
+    const raw = nativeModule<Record<string, (...args: unknown[]) => unknown>>('io');
+    const calls: Array<[string, unknown[]]> = [
+      ['listenUnix', [42, 0o700]],
+      ['listenUnix', ['/tmp/x', -1]],
+      ['listenTcp', ['127.0.0.1', 1.5]],
+      ['connectTcp', [{}, '127.0.0.1', 1]],
+      ['send', [1, 'not a buffer']],
+      ['send', [-1, Buffer.alloc(32)]],
+      ['sendMany', [{}, Buffer.alloc(32)]],
+      ['close', ['x']],
+      ['init', [{}]],
+    ];
+    for (const [name, args] of calls) expect(() => raw[name](...args), name).toThrow(/^io\.|already initialised/);
+    expect(raw.sendMany([1.5, 'x', null], Buffer.alloc(32))).toBe(0);
   });
 });
 
