@@ -1,5 +1,5 @@
 // Packets read during one loop iteration, from every connection. Sockets are read
-// straight into 1 MiB slabs that JS then sees as external ArrayBuffers, so a packet
+// straight into 256 KiB slabs that JS then sees as external ArrayBuffers, so a packet
 // is never copied between the kernel and JS. Slabs come back to a small pool when
 // JS lets go of them: reused memory is already paged in, fresh memory faults on
 // every page the kernel copies into.
@@ -25,13 +25,13 @@ struct Slab {
 
 class SlabPool : public std::enable_shared_from_this<SlabPool> {
  public:
-  static constexpr size_t kSlabSize = 1u << 20;
+  static constexpr size_t kSlabSize = 256u << 10;
   ~SlabPool();
   Slab* Acquire();  // returned with one reference
   static void Release(Slab* slab);
 
  private:
-  static constexpr size_t kMaxCached = 16;
+  static constexpr size_t kMaxCached = 32;
   std::vector<uint8_t*> cached_;
 };
 
@@ -50,7 +50,7 @@ struct LargePacket {
 class PacketBatch {
  public:
   // A read never gets less room than this, so packets up to this size always fit.
-  static constexpr size_t kMinReadRoom = 64u << 10;
+  static constexpr size_t kMinReadRoom = 32u << 10;
 
   PacketBatch() : pool_(std::make_shared<SlabPool>()) {}
   ~PacketBatch();

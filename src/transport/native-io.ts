@@ -23,7 +23,7 @@ export interface TcpPeer {
 export interface IoHandlers {
   /**
    * Every packet read in one loop iteration, from all connections: packets[i] came
-   * from conns[i], in order per connection. Packets are views of shared 1 MiB slabs
+   * from conns[i], in order per connection. Packets are views of shared 256 KiB slabs
    * and stay valid (and unchanged) for as long as JS keeps them; a packet kept for
    * long keeps its slab's memory too, so copy what is held for minutes.
    */
