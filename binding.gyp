@@ -8,6 +8,14 @@
       "cflags_cc": ["-std=c++20", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "libraries": ["-lpthread"]
+    },
+    {
+      "target_name": "ctdb_mutex_fcntl_helper",
+      "type": "executable",
+      "sources": ["native/helpers/mutex_fcntl_helper.cc"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-std=gnu++17"]
     }
   ]
 }
