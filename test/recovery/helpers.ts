@@ -5,15 +5,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CtdbClient } from '../../src/client/ctdb-client';
-import { ControlCode, LtdbFlag, RecMode, Srvid, encodeRecBuffer } from '../../src/protocol';
-import { disableMessageCodec } from '../../src/protocol/types';
+import { ControlCode, RecMode } from '../../src/protocol';
 import { recoverCluster, type ClusterRecoveryResult } from '../../src/recovery/cluster-recovery';
-import { NodeControls } from '../../src/recovery/node-controls';
 import { RecoveryPipeline, type RecoverOptions, type RecoveryPipelineOptions } from '../../src/recovery/pipeline';
 import { isAlive } from '../../scripts/cluster/processes';
 import type { TestCluster } from '../harness/cluster';
+import { disableRecoveries } from './seed';
 
-const TOOL_TEST_SRVID = 0xae00000000000000n;
+export { seedNode, seqnumRecord, type SeedRecord } from './seed';
 
 export class RecoveryDriver {
   readonly stagingDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctdb-recovery-staging-'));
@@ -36,19 +35,8 @@ export class RecoveryDriver {
   }
 
   /** Sends DISABLE_RECOVERIES (timeout 0 = enable again) to every running node's recovery daemon. */
-  async setRealRecoveries(disabledSeconds: number): Promise<void> {
-    const nodes = runningNodes(this.cluster);
-    const replySrvid = TOOL_TEST_SRVID | BigInt(process.pid & 0xffff) << 16n;
-    const answered = new Set<number>();
-    await this.client.registerSrvid(replySrvid, (data) => answered.add(data.readInt32LE(0)));
-    try {
-      const message = Buffer.alloc(disableMessageCodec.size({ pnn: 0, srvid: 0n, timeout: 0 }));
-      disableMessageCodec.push({ pnn: this.client.pnn, srvid: replySrvid, timeout: disabledSeconds }, message, 0);
-      for (const pnn of nodes) this.client.sendMessage(pnn, Srvid.DISABLE_RECOVERIES, message);
-      await this.cluster.waitFor(() => nodes.every((pnn) => answered.has(pnn)), 10_000, 'DISABLE_RECOVERIES replies');
-    } finally {
-      await this.client.deregisterSrvid(replySrvid);
-    }
+  setRealRecoveries(disabledSeconds: number): Promise<void> {
+    return disableRecoveries(this.client, runningNodes(this.cluster), disabledSeconds);
   }
 
   recover(options: RecoverOptions = {}): Promise<ClusterRecoveryResult> {
@@ -71,56 +59,6 @@ export class RecoveryDriver {
     this.client.close();
     fs.rmSync(this.stagingDir, { recursive: true, force: true });
   }
-}
-
-export interface SeedRecord {
-  key: string;
-  rsn: bigint;
-  dmaster: number;
-  /** null = a deleted record (header only). */
-  value: string | Buffer | null;
-  flags?: number;
-}
-
-/**
- * Writes records with chosen headers into ONE node's copy of a database through that daemon's
- * own recovery write path (freeze, transaction, DB_PUSH, commit with the current generation,
- * thaw). Bulk fills with the tool (writekey, ptrans) would take minutes at these sizes.
- */
-export async function seedNode(client: CtdbClient, pnn: number, dbId: number, records: readonly SeedRecord[]): Promise<void> {
-  const controls = new NodeControls(client, 30_000);
-  const { generation } = await controls.on(pnn, ControlCode.GETVNNMAP, undefined);
-  const transdb = { dbId, tid: generation };
-  const srvid = Srvid.RECOVERY | 0xfffe0000n | BigInt(pnn);
-  await controls.on(pnn, ControlCode.DB_FREEZE, dbId);
-  await controls.on(pnn, ControlCode.DB_TRANSACTION_START, transdb);
-  await controls.on(pnn, ControlCode.DB_PUSH_START, { dbId, lmaster: 0, srvid });
-  const CHUNK = 5000;
-  for (let i = 0; i < records.length; i += CHUNK) {
-    const chunk = records.slice(i, i + CHUNK).map((r) => ({ reqid: 0, key: Buffer.from(r.key), data: ltdbData(r) }));
-    if (!client.sendMessage(pnn, srvid, encodeRecBuffer({ dbId, records: chunk }))) await client.flush();
-  }
-  const stored = await controls.on(pnn, ControlCode.DB_PUSH_CONFIRM, dbId);
-  if (stored !== records.length) throw new Error(`seeding node ${pnn}: ${stored} of ${records.length} records stored`);
-  await controls.on(pnn, ControlCode.DB_TRANSACTION_COMMIT, transdb);
-  await controls.on(pnn, ControlCode.DB_THAW, dbId);
-}
-
-function ltdbData(r: SeedRecord): Buffer {
-  const value = r.value === null ? Buffer.alloc(0) : Buffer.from(r.value);
-  const data = Buffer.alloc(24 + value.length);
-  data.writeBigUInt64LE(r.rsn, 0);
-  data.writeUInt32LE(r.dmaster, 8);
-  data.writeUInt32LE(r.flags ?? LtdbFlag.MIGRATED_WITH_DATA, 16);
-  value.copy(data, 24);
-  return data;
-}
-
-/** The persistent-database sequence number record (key includes its NUL). */
-export function seqnumRecord(seqnum: bigint): SeedRecord {
-  const value = Buffer.alloc(8);
-  value.writeBigUInt64LE(seqnum);
-  return { key: '__db_sequence_number__\0', rsn: 1n, dmaster: 0, value, flags: 0 };
 }
 
 export interface LocalRecord {
