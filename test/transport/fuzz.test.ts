@@ -42,8 +42,11 @@ function randomStream(rand: (n: number) => number): Buffer {
     if (kind < 8) length = rand(32);
     else if (kind < 12) length = MAX_PACKET + rand(1000);
     else if (kind < 15) length = rand(2 ** 32);
+    else if (kind < 20) length = (32 << 10) + rand(200_000); // read into memory of its own
     else if (kind < 60) length &= ~7; // padded, as daemons send
-    const body = Buffer.alloc(Math.min(length, 4096) < 4 ? 4 : Math.min(length, 4096), rand(256));
+    // Most bodies are cut short, so the next length prefix lands inside a packet.
+    const bodyLength = kind >= 15 && kind < 20 ? length : Math.max(4, Math.min(length, 4096));
+    const body = Buffer.alloc(bodyLength, rand(256));
     body.writeUInt32LE(length >>> 0, 0);
     parts.push(body);
   }
@@ -110,4 +113,8 @@ describe('fuzz', () => {
       expect(reasons.size).toBeGreaterThan(3);
     });
   }
+
+  it('went through the large-packet path too', () => {
+    expect(h.io.stats().largePackets).toBeGreaterThan(0);
+  });
 });
