@@ -50,9 +50,8 @@ async function serve(interactive: boolean, readiness: ReadinessPipe | undefined)
   const stop = (reason: string): void => daemon.shutdown(reason);
   process.on('SIGTERM', () => stop('received SIGTERM'));
   process.on('SIGINT', () => stop('received SIGINT'));
-  // ctdbd reopens its log on SIGHUP; RunningDaemon has no hook for that yet, but the signal
-  // (a terminal hanging up on a test-mode daemon) must not kill the daemon either.
-  process.on('SIGHUP', () => undefined);
+  // Like ctdbd: SIGHUP reopens the log (logrotate), it never stops the daemon.
+  process.on('SIGHUP', () => daemon.reopenLogs());
   if (env.CTDB_TEST_MODE !== undefined) stopWhenStdinCloses(() => stop('stdin closed'));
   return daemon.stopped;
 }

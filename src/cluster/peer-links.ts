@@ -2,7 +2,9 @@
 // connections, the one we dial (bound to our node address, used only to send) and
 // the one the peer dialled (used only to receive). Incoming connections are known
 // only by their source address, which must be a node of the nodes file; there is no
-// hello packet. Unreachable peers are redialled every second.
+// hello packet. Unreachable peers are redialled every second. A peer counts as
+// connected only while both directions are up: the kernel completes our dial even to
+// a stopped process, which alone must not make a stalled node look alive.
 import type { NativeIo, TcpPeer } from '../transport/native-io';
 
 export const CTDB_PORT = 4379;
@@ -109,6 +111,7 @@ export class PeerLinks {
     }
     peer.inConn = conn;
     this.#conns.set(conn, { peer, direction: 'in' });
+    this.#maybeUp(peer);
   }
 
   connected(conn: number, error: Error | null): void {
@@ -124,7 +127,15 @@ export class PeerLinks {
     peer.outReady = true;
     peer.deadCount = 0;
     this.events.log('notice', `Connected to node ${peer.pnn} (${peer.address})`);
-    this.events.peerUp(peer.pnn);
+    this.#maybeUp(peer);
+  }
+
+  #isUp(peer: Peer): boolean {
+    return peer.outReady && peer.inConn !== null;
+  }
+
+  #maybeUp(peer: Peer): void {
+    if (this.#isUp(peer)) this.events.peerUp(peer.pnn);
   }
 
   packets(conn: number, packet: Buffer): void {
@@ -144,16 +155,16 @@ export class PeerLinks {
     if (role === undefined) return;
     this.#conns.delete(conn);
     const { peer } = role;
+    const wasUp = this.#isUp(peer);
     if (role.direction === 'in') {
       peer.inConn = null;
       this.events.log('notice', `Incoming connection from node ${peer.pnn} closed: ${reason}`);
-      return;
+    } else {
+      peer.outConn = null;
+      peer.outReady = false;
+      this.#scheduleDial(peer);
     }
-    const wasReady = peer.outReady;
-    peer.outConn = null;
-    peer.outReady = false;
-    if (wasReady) this.events.peerDown(peer.pnn, reason);
-    this.#scheduleDial(peer);
+    if (wasUp) this.events.peerDown(peer.pnn, reason);
   }
 
   /**
@@ -163,7 +174,7 @@ export class PeerLinks {
   tick(limit: number): number[] {
     const dead: number[] = [];
     for (const peer of this.#peers.values()) {
-      if (!peer.outReady) continue;
+      if (!this.#isUp(peer)) continue;
       if (peer.rxCount === 0) peer.deadCount++;
       else peer.deadCount = 0;
       peer.rxCount = 0;
@@ -176,7 +187,7 @@ export class PeerLinks {
   }
 
   connectedPnns(): number[] {
-    return [...this.#peers.values()].filter((p) => p.outReady).map((p) => p.pnn);
+    return [...this.#peers.values()].filter((p) => this.#isUp(p)).map((p) => p.pnn);
   }
 
   #dial(peer: Peer): void {
@@ -206,15 +217,15 @@ export class PeerLinks {
   #drop(peer: Peer, reason: string | null): void {
     if (peer.retry !== null) clearTimeout(peer.retry);
     peer.retry = null;
+    const wasUp = this.#isUp(peer);
     if (peer.inConn !== null) this.#forget(peer.inConn);
     peer.inConn = null;
-    const wasReady = peer.outReady;
     if (peer.outConn !== null) this.#forget(peer.outConn);
     peer.outConn = null;
     peer.outReady = false;
     peer.deadCount = 0;
     if (reason !== null) {
-      if (wasReady) this.events.peerDown(peer.pnn, reason);
+      if (wasUp) this.events.peerDown(peer.pnn, reason);
       this.#scheduleDial(peer);
     }
   }

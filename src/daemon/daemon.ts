@@ -59,6 +59,8 @@ export interface RunningDaemon {
   stopped: Promise<number>;
   /** Graceful stop (SIGTERM, SIGINT). */
   shutdown(reason: string): void;
+  /** SIGHUP: reopen the log file after rotation. */
+  reopenLogs(): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -556,6 +558,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const pnn = findOwnPnn(nodes, config.cluster.nodeAddress);
   const daemon = new Daemon(paths, config, logger, tunables, nodes, pnn);
   await daemon.start();
-  return { pid: process.pid, stopped: daemon.stopped, shutdown: (reason) => daemon.shutdown(reason) };
+  return {
+    pid: process.pid,
+    stopped: daemon.stopped,
+    shutdown: (reason) => daemon.shutdown(reason),
+    reopenLogs: () => logger.reopen(),
+  };
 }
 

@@ -1,0 +1,118 @@
+// Cluster management on our daemons: start-up agreement, administrative states
+// (stop/continue, ban/unban, disable/enable, setleaderrole), leader failure and node
+// stalls. The Debian ctdb tool drives everything.
+import { describe, expect, it } from 'vitest';
+import { TestCluster } from '../harness/cluster';
+import type { ClusterStatus } from './status';
+import { clusterAgrees, statusOf } from './status';
+
+const ALL_OK = (): string => 'OK';
+
+async function agreed(
+  cluster: TestCluster,
+  pnns: number[],
+  state: (pnn: number) => string,
+  timeoutMs = 40_000,
+  also: (s: ClusterStatus) => boolean = () => true,
+): Promise<ClusterStatus> {
+  let result: ClusterStatus | null = null;
+  await cluster.waitFor(
+    async () => {
+      result = await clusterAgrees(cluster, pnns, state);
+      return result !== null && also(result);
+    },
+    timeoutMs,
+    `nodes ${pnns.join(',')} to agree`,
+  );
+  return result as unknown as ClusterStatus;
+}
+
+describe('cluster management, 3 nodes', () => {
+  it('start: all nodes OK with the same generation, vnn map and leader, recovery NORMAL', async () => {
+    const started = performance.now();
+    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+    const status = await agreed(cluster, [0, 1, 2], ALL_OK);
+    expect(status.vnnmap.sort()).toEqual([0, 1, 2]);
+    expect(status.nodes).toHaveLength(3);
+    console.log(`3 nodes agreed ${((performance.now() - started) / 1000).toFixed(1)} s after the first start`);
+  }, 90_000);
+
+  for (const [what, enter, leave, state] of [
+    ['stop/continue', ['stop'], ['continue'], 'STOPPED|INACTIVE'],
+    ['ban/unban', ['ban', '300'], ['unban'], 'BANNED|INACTIVE'],
+    ['setleaderrole off/on', ['setleaderrole', 'off'], ['setleaderrole', 'on'], 'OK'],
+    ['disable/enable', ['disable'], ['enable'], 'DISABLED'],
+  ] as const) {
+    it(`${what} on the leader: the command returns promptly, the role moves, and back`, async () => {
+      const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+      const before = await agreed(cluster, [0, 1, 2], ALL_OK);
+      const leader = Number(before.leader);
+      const others = [0, 1, 2].filter((p) => p !== leader);
+      const t0 = performance.now();
+      const r = await cluster.ctdb(leader, [...enter], { timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const commandSeconds = (performance.now() - t0) / 1000;
+      expect(commandSeconds).toBeLessThan(20);
+      const movesLeader = what !== 'disable/enable';
+      const during = await agreed(cluster, others, (p) => (p === leader ? state : 'OK'));
+      if (movesLeader) expect(Number(during.leader)).not.toBe(leader);
+      const back = await cluster.ctdb(leader, [...leave], { timeoutMs: 60_000 });
+      expect(back.code, back.stderr).toBe(0);
+      await agreed(cluster, [0, 1, 2], ALL_OK);
+      console.log(`${what}: '${enter.join(' ')}' returned in ${commandSeconds.toFixed(1)} s`);
+    }, 150_000);
+  }
+
+  it('kill -9 of the leader: the others elect a new leader and recover; a restarted node rejoins', async () => {
+    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+    const before = await agreed(cluster, [0, 1, 2], ALL_OK);
+    const leader = Number(before.leader);
+    const others = [0, 1, 2].filter((p) => p !== leader);
+    cluster.kill(leader, 'SIGKILL');
+    const after = await agreed(
+      cluster,
+      others,
+      (p) => (p === leader ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'),
+      40_000,
+      (s) => s.generation !== before.generation && Number(s.leader) !== leader,
+    );
+    expect(after.vnnmap.sort()).toEqual(others);
+    await cluster.startNode(leader);
+    const rejoined = await agreed(cluster, [0, 1, 2], ALL_OK, 60_000);
+    expect(rejoined.vnnmap.sort()).toEqual([0, 1, 2]);
+  }, 150_000);
+
+  it('a node stalled with SIGSTOP beyond the keepalive limit is dropped, and comes back after SIGCONT', async () => {
+    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours', tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
+    await agreed(cluster, [0, 1, 2], ALL_OK);
+    cluster.kill(2, 'SIGSTOP');
+    try {
+      await agreed(cluster, [0, 1], (p) => (p === 2 ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'));
+    } finally {
+      cluster.kill(2, 'SIGCONT');
+    }
+    await agreed(cluster, [0, 1, 2], ALL_OK, 60_000);
+  }, 150_000);
+});
+
+describe('cluster management, 5 nodes', () => {
+  it('start, leader loss and rejoin', async () => {
+    const cluster = await TestCluster.start({ nodes: 5, impl: 'ours' });
+    const all = [0, 1, 2, 3, 4];
+    const before = await agreed(cluster, all, ALL_OK, 60_000);
+    const leader = Number(before.leader);
+    cluster.kill(leader, 'SIGKILL');
+    const rest = all.filter((p) => p !== leader);
+    const after = await agreed(
+      cluster,
+      rest,
+      (p) => (p === leader ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'),
+      40_000,
+      (s) => s.generation !== before.generation && Number(s.leader) !== leader,
+    );
+    expect(after.vnnmap.sort()).toEqual(rest);
+    await cluster.startNode(leader);
+    await agreed(cluster, all, ALL_OK, 60_000);
+    expect((await statusOf(cluster, leader))?.nodes).toHaveLength(5);
+  }, 180_000);
+});
