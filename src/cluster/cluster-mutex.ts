@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../common/logging';
+import { setCloseOnExec } from '../daemon/process-native';
 
 export type ClusterLockStatus = 'locked' | 'contended' | 'timeout' | 'error';
 
@@ -66,15 +67,33 @@ function forkingThreadIsRealtime(): boolean {
 }
 
 /**
+ * Marks every descriptor above stderr close-on-exec. libuv's own already are; this catches ones
+ * the daemon inherited from whoever started it, or that native code opened without the flag.
+ */
+function keepDescriptorsFromHelpers(): void {
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (fd <= 2) continue;
+    try {
+      setCloseOnExec(fd);
+    } catch (err) {
+      // The directory listing's own descriptor is closed by now.
+      if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err;
+    }
+  }
+}
+
+/**
  * The one place a helper process starts (a native vfork+exec spawner replaces it later).
  * Like 4.17's execv, a command without a slash is relative to the working directory, not
- * searched in PATH. stdin is /dev/null, stdout the status pipe, stderr goes to the log; libuv
- * resets signal dispositions and the signal mask in the child, and every other descriptor is
- * close-on-exec. A real-time parent is not inherited: chrt execs the helper under SCHED_OTHER.
+ * searched in PATH. stdin is /dev/null, stdout the status pipe, stderr goes to the log, nothing
+ * else is inherited; libuv resets signal dispositions and the signal mask in the child. A
+ * real-time parent's policy is not inherited: chrt execs the helper under SCHED_OTHER.
  */
 function spawnHelper(argv: readonly string[], env: NodeJS.ProcessEnv): ChildProcess {
   const [command, ...args] = argv as [string, ...string[]];
   const file = path.resolve(command);
+  keepDescriptorsFromHelpers();
   const [executable, execArgs] = forkingThreadIsRealtime() ? [CHRT, ['--other', '0', file, ...args]] : [file, args];
   return spawn(executable, execArgs, { argv0: command, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
