@@ -5,14 +5,14 @@
 //   to a private RECOVERY srvid) → WIPE_DATABASE → DB_PUSH_START + rec_buffer messages +
 //   DB_PUSH_CONFIRM → DB_TRANSACTION_COMMIT → DB_THAW.
 // The worker talks to ctdbd itself, so pulled rec_buffers never cross a thread boundary:
-// they go from the socket into the staging store and back out as raw bytes.
+// they go from the socket into the staging files and back out as raw bytes.
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, LMASTER_ANY, Srvid } from '../src/protocol';
 import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure } from '../src/recovery/node-controls';
 import { RecBufferPacker, isEmptyRecord } from './rec-buffer';
-import { StagingStore, highestRsn, takeAll, type MergeRule } from './staging-store';
+import { MergingStage, SpoolStage, highestRsn, type RecordStage } from './staging-store';
 import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 
 // Private srvids: RECOVERY | db_id << 16 | stream. Unique per database, so any number of
@@ -57,9 +57,10 @@ function validateTask(task: RecoverDbTask): void {
 
 class DatabaseRecovery {
   #controls: NodeControls | null = null;
-  #store: StagingStore | null = null;
+  #stage: RecordStage | null = null;
   readonly #phaseMs: Partial<Record<RecoveryPhase, number>> = {};
   #peakHeap = 0;
+  #stagingMs = 0;
   #cancelled = false;
 
   constructor(private readonly task: RecoverDbTask) {}
@@ -89,13 +90,13 @@ class DatabaseRecovery {
     return pushed;
   }
 
-  stats(): Pick<RecoverDbResult, 'phaseMs' | 'peakHeapBytes'> {
-    return { phaseMs: this.#phaseMs, peakHeapBytes: this.#peakHeap };
+  stats(): Pick<RecoverDbResult, 'phaseMs' | 'stagingMs' | 'peakHeapBytes'> {
+    return { phaseMs: this.#phaseMs, stagingMs: this.#stagingMs, peakHeapBytes: this.#peakHeap };
   }
 
   async dispose(): Promise<void> {
     this.#controls?.client.close();
-    await this.#store?.destroy();
+    await this.#stage?.destroy();
   }
 
   get #isPersistentKind(): boolean {
@@ -119,35 +120,40 @@ class DatabaseRecovery {
   }
 
   async #collect(): Promise<void> {
-    const client = this.#connected();
-    this.#store = StagingStore.create(this.task.stagingDir, this.task.name);
+    const t = this.task;
     if (this.#isPersistentKind) {
       // Persistent and replicated databases: the copy with the highest sequence number wins whole.
-      const seqnums = await this.#onAll(ControlCode.GET_DB_SEQNUM, this.task.dbId);
-      let source = this.task.activeNodes[0];
+      const seqnums = await this.#onAll(ControlCode.GET_DB_SEQNUM, t.dbId);
+      let source = t.activeNodes[0];
       let highest = -1n;
-      this.task.activeNodes.forEach((pnn, i) => {
+      t.activeNodes.forEach((pnn, i) => {
         if (seqnums[i] > highest) [source, highest] = [pnn, seqnums[i]];
       });
-      await this.#pull(source, 0n, takeAll);
+      this.#stage = SpoolStage.create(t.stagingDir, t.name);
+      await this.#pull(source, 0n, this.#stage);
     } else {
       // Volatile: merge every node's copy, one node after the other (as 4.17 does).
-      const merge = highestRsn(client.pnn);
-      for (const [i, pnn] of this.task.activeNodes.entries()) await this.#pull(pnn, BigInt(i), merge);
+      const stage = MergingStage.create(t.stagingDir, t.name, highestRsn(this.#connected().pnn));
+      this.#stage = stage;
+      for (const [i, pnn] of t.activeNodes.entries()) {
+        await this.#pull(pnn, BigInt(i), stage);
+        stage.nextSource();
+      }
     }
   }
 
   /** DB_PULL from one node: its rec_buffers arrive as messages before the control's reply. */
-  async #pull(pnn: number, stream: bigint, merge: MergeRule): Promise<void> {
+  async #pull(pnn: number, stream: bigint, stage: RecordStage): Promise<void> {
     const client = this.#connected();
-    const store = this.#store as StagingStore;
     const srvid = streamSrvid(this.task.dbId, stream);
     let received = 0;
     let broken: Error | null = null;
     await client.registerSrvid(srvid, (data) => {
       if (broken !== null) return;
+      const started = performance.now();
       try {
-        received += store.add(data, this.task.dbId, merge);
+        received += stage.add(data, this.task.dbId);
+        this.#stagingMs += performance.now() - started;
         this.#sampleHeap();
       } catch (err) {
         broken = err as Error;
@@ -177,7 +183,7 @@ class DatabaseRecovery {
       // Bounded memory: never queue more than one buffer per node in our socket.
       if (!drained) await client.flush();
     };
-    for (const record of (this.#store as StagingStore).records()) {
+    for (const record of (this.#stage as RecordStage).records()) {
       // Deleted records won the merge (so no stale copy resurrects) and vanish here.
       if (!isEmptyRecord(record)) await send(packer.add(record));
     }

@@ -50,6 +50,8 @@ export interface RecoverDbResult {
   culprit?: number;
   /** Milliseconds spent in each phase that ran. */
   phaseMs?: Partial<Record<RecoveryPhase, number>>;
+  /** Of the collect phase, the time spent merging into the staging store. */
+  stagingMs?: number;
   /** The worker isolate's largest heap use seen during the task. */
   peakHeapBytes?: number;
 }

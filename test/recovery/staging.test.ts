@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../workers/rec-buffer';
-import { StagingStore, highestRsn, takeAll } from '../../workers/staging-store';
+import { MergingStage, SpoolStage, highestRsn, type RecordStage } from '../../workers/staging-store';
 
 const DB = 0x1234;
 
@@ -85,50 +85,57 @@ describe('rec_buffer packing', () => {
   });
 });
 
-describe('staging store', () => {
-  const stores: StagingStore[] = [];
+describe('staging', () => {
+  const stages: RecordStage[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'staging-test-'));
   afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.destroy()));
+    await Promise.all(stages.splice(0).map((s) => s.destroy()));
   });
-  const open = (): StagingStore => {
-    const store = StagingStore.create(dir, 'test.tdb');
-    stores.push(store);
-    return store;
+  const open = <S extends RecordStage>(stage: S): S => {
+    stages.push(stage);
+    return stage;
   };
-  const contents = (store: StagingStore) => new Map([...store.records()].map((r) => [recordKey(r).toString(), r.subarray(16 + recordKey(r).length + 24).toString()]));
+  const merging = (): MergingStage => open(MergingStage.create(dir, 'test.tdb', highestRsn(0)));
+  const contents = (store: RecordStage) => new Map([...store.records()].map((r) => [recordKey(r).toString(), r.subarray(16 + recordKey(r).length + 24).toString()]));
 
   it('keeps the highest RSN; on a tie replaces only a copy naming the recovery master', () => {
-    const store = open();
-    const merge = highestRsn(0);
-    store.add(buffer([{ key: 'up', rsn: 1, dmaster: 1, value: 'old' }, { key: 'down', rsn: 5, dmaster: 1, value: 'new' }, { key: 'tieMine', rsn: 3, dmaster: 0, value: 'mine' }, { key: 'tieOther', rsn: 3, dmaster: 1, value: 'first' }]), DB, merge);
-    store.add(buffer([{ key: 'up', rsn: 2, dmaster: 2, value: 'newer' }, { key: 'down', rsn: 4, dmaster: 2, value: 'older' }, { key: 'tieMine', rsn: 3, dmaster: 2, value: 'theirs' }, { key: 'tieOther', rsn: 3, dmaster: 2, value: 'second' }]), DB, merge);
+    const store = merging();
+    store.add(buffer([{ key: 'up', rsn: 1, dmaster: 1, value: 'old' }, { key: 'down', rsn: 5, dmaster: 1, value: 'new' }, { key: 'tieMine', rsn: 3, dmaster: 0, value: 'mine' }, { key: 'tieOther', rsn: 3, dmaster: 1, value: 'first' }]), DB);
+    store.nextSource();
+    store.add(buffer([{ key: 'up', rsn: 2, dmaster: 2, value: 'newer' }, { key: 'down', rsn: 4, dmaster: 2, value: 'older' }, { key: 'tieMine', rsn: 3, dmaster: 2, value: 'theirs' }, { key: 'tieOther', rsn: 3, dmaster: 2, value: 'second' }]), DB);
     expect(contents(store)).toEqual(new Map([['up', 'newer'], ['down', 'new'], ['tieMine', 'theirs'], ['tieOther', 'first']]));
   });
 
-  it('takes everything for persistent databases and handles empty and huge keys', () => {
-    const store = open();
+  it('stages empty and huge keys', () => {
+    const store = merging();
     const huge = Buffer.alloc(5000, 'k');
-    expect(store.add(buffer([{ key: '', rsn: 1, dmaster: 0, value: 'empty key' }, { key: huge, rsn: 1, dmaster: 0, value: 'huge key' }, { key: 'x', rsn: 9, dmaster: 0, value: 'a' }]), DB, takeAll)).toBe(3);
-    store.add(buffer([{ key: 'x', rsn: 1, dmaster: 0, value: 'b' }]), DB, takeAll);
+    expect(store.add(buffer([{ key: '', rsn: 1, dmaster: 0, value: 'empty key' }, { key: huge, rsn: 1, dmaster: 0, value: 'huge key' }]), DB)).toBe(2);
+    store.nextSource();
+    store.add(buffer([{ key: huge, rsn: 2, dmaster: 1, value: 'huge key 2' }]), DB);
     const got = contents(store);
     expect(got.get('')).toBe('empty key');
-    expect(got.get(huge.toString())).toBe('huge key');
-    expect(got.get('x')).toBe('b');
+    expect(got.get(huge.toString())).toBe('huge key 2');
   });
 
-  it('leaves nothing behind', async () => {
-    const store = StagingStore.create(dir, 'gone.tdb');
-    store.add(buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }]), DB, takeAll);
-    await store.destroy();
+  it('spools a persistent database in pull order', () => {
+    const spool = open(SpoolStage.create(dir, 'pers.tdb'));
+    expect(spool.add(buffer([{ key: 'x', rsn: 9, dmaster: 0, value: 'a' }, { key: 'y', rsn: 1, dmaster: 2, value: 'b' }]), DB)).toBe(2);
+    spool.add(buffer([{ key: 'z', rsn: 1, dmaster: 0, value: 'c' }]), DB);
+    expect([...contents(spool)]).toEqual([['x', 'a'], ['y', 'b'], ['z', 'c']]);
+    expect([...spool.records()].map(recordRsn)).toEqual([9n, 1n, 1n]);
+  });
+
+  it.each([
+    ['merging', () => MergingStage.create(dir, 'gone.tdb', highestRsn(0))],
+    ['spool', () => SpoolStage.create(dir, 'gone.tdb')],
+  ])('%s stage leaves nothing behind and rejects a malformed buffer whole', async (_kind, create) => {
+    const stage = create();
+    const bad = buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }, { key: 'b', rsn: 1, dmaster: 0, value: 'y' }]);
+    bad.writeUInt32LE(3, 4);
+    expect(() => stage.add(bad, DB)).toThrow(RecBufferError);
+    expect([...stage.records()]).toEqual([]);
+    stage.add(buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }]), DB);
+    await stage.destroy();
     expect(fs.readdirSync(dir).filter((f) => f.includes('gone'))).toEqual([]);
-  });
-
-  it('rejects a malformed buffer without staging part of it', () => {
-    const store = open();
-    const buf = buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }, { key: 'b', rsn: 1, dmaster: 0, value: 'y' }]);
-    buf.writeUInt32LE(3, 4);
-    expect(() => store.add(buf, DB, takeAll)).toThrow(RecBufferError);
-    expect([...store.records()]).toEqual([]);
   });
 });
