@@ -16,6 +16,16 @@
       "defines": ["_GNU_SOURCE"],
       "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra"],
       "cflags_cc!": ["-std=gnu++17"]
+    },
+    {
+      "target_name": "ctdb_lock_helper",
+      "type": "executable",
+      "sources": ["native/helpers/lock_helper.cc", "<!@(find native/tdb -name '*.cc' -not -name binding.cc | sort)"],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "libraries": ["-lpthread"]
     }
   ]
 }
