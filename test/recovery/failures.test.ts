@@ -1,6 +1,9 @@
 // Failure handling of the recovery pipeline against real ctdbds: a task that throws, a node
 // that stops answering, a node that dies mid-recovery, cancellation. Nothing may hang and the
 // failing node must be named.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlCode } from '../../src/protocol';
 import { RecoveryPipeline, recoveryTasks, type RecoverDbTask, type RecoveryPhase } from '../../src/recovery/pipeline';
@@ -16,6 +19,16 @@ beforeAll(async () => {
   driver = await RecoveryDriver.start(cluster(), { attempts: 1 });
 }, 120_000);
 afterAll(() => driver?.close());
+
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 /** Tasks for the named databases on all three nodes, in the cluster's current generation. */
 async function tasksFor(names: string[], timeoutMs: number): Promise<RecoverDbTask[]> {
@@ -70,7 +83,7 @@ describe('recovery failures', () => {
     expect((await driver.recover()).ok).toBe(true);
   }, 120_000);
 
-  it('fails with the dead node as culprit when a node dies mid-recovery; the survivors then recover', async () => {
+  it("fails with the dead node as culprit when a node dies mid-recovery; the survivors recover, then the node rejoins and gets the databases it missed", async () => {
     const dbId = await driver.attach('fail_kill.tdb');
     const COUNT = 60_000;
     await Promise.all(
@@ -101,5 +114,27 @@ describe('recovery failures', () => {
     expect(records.size).toBe((2 * COUNT) / 3);
     expect(records.get('kill-0-7')?.value).toBe('y'.repeat(200));
     expect(await recoveryModes(cluster())).toEqual([0, 0]);
+
+    // Node 2 comes back without the databases attached meanwhile: the recovery attaches them there.
+    const lateId = await driver.attach('late.tdb');
+    await seedNode(driver.client, 1, lateId, [{ key: 'late-key', rsn: 4n, dmaster: 1, value: 'late value' }]);
+    // The killed daemon's event daemon notices its parent is gone only after a while, and a new
+    // ctdbd cannot start its own while the old one still holds the socket.
+    const eventdSocket = path.join(cluster().node(2).base, 'run', 'eventd.socket');
+    await cluster().waitFor(async () => !(await accepts(eventdSocket)), 30_000, 'the killed node\'s event daemon to exit');
+    // What the init event (00.ctdb) does on a real system: a restarted ctdbd refuses (aborts)
+    // to attach a volatile database whose old file still holds records.
+    const volatileDir = path.join(cluster().node(2).base, 'db', 'volatile');
+    for (const file of fs.readdirSync(volatileDir)) fs.rmSync(path.join(volatileDir, file));
+    await cluster().startNode(2);
+    await cluster().waitFor(async () => (await driver.client.control(2, ControlCode.GET_PNN, Buffer.alloc(0), { timeoutMs: 2000 })).status === 2, 30_000, 'node 2 to connect');
+    const dbmapBefore = (await driver.client.call(2, ControlCode.GET_DBMAP, undefined)).reply;
+    expect(dbmapBefore.some((db) => db.dbId === lateId)).toBe(false);
+    await driver.setRealRecoveries(600);
+    const rejoined = await driver.recover();
+    expect(rejoined.error).toBeUndefined();
+    expect(rejoined.activeNodes).toEqual([0, 1, 2]);
+    expect((await localRecords(cluster(), 2, 'late.tdb')).get('late-key')?.value).toBe('late value');
+    expect((await localRecords(cluster(), 2, 'fail_kill.tdb')).size).toBe((2 * COUNT) / 3);
   }, 180_000);
 });
