@@ -66,9 +66,12 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   options.mode = info[4].As<Napi::Number>().Uint32Value();
   std::string error;
   int err = 0;
-  auto store = Store::Open(info[0].As<Napi::String>().Utf8Value(), options, &error, &err);
+  Status status = Status::kOk;
+  auto store = Store::Open(info[0].As<Napi::String>().Utf8Value(), options, &error, &err, &status);
   if (!store) {
-    ErrnoError(env, err, error).ThrowAsJavaScriptException();
+    Napi::Error e = ErrnoError(env, err, error);
+    e.Set("tdbStatus", Napi::Number::New(env, static_cast<int>(status)));
+    e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
   auto* handle = new Handle{std::move(store), {}};

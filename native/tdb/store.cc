@@ -87,11 +87,12 @@ std::string Store::LastError() const {
 }
 
 std::unique_ptr<Store> Store::Open(const std::string& path, const OpenOptions& options, std::string* error,
-                                   int* err_no) {
+                                   int* err_no, Status* status) {
   std::unique_ptr<Store> store(new Store());
   store->path_ = path;
   Status s = store->OpenImpl(options);
   if (s == Status::kOk) return store;
+  if (status != nullptr) *status = s;
   *error = path + ": " + store->last_error_;
   *err_no = store->last_errno_ != 0 ? store->last_errno_ : s == Status::kCorrupt ? EIO : s == Status::kLock ? EAGAIN : EINVAL;
   return nullptr;

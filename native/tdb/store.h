@@ -52,9 +52,9 @@ struct Transaction;
 
 class Store {
  public:
-  // On failure returns nullptr and fills *error with "<path>: <what went wrong>" and *err_no.
+  // On failure returns nullptr and fills *error with "<path>: <what went wrong>", *err_no and *status.
   static std::unique_ptr<Store> Open(const std::string& path, const OpenOptions& options, std::string* error,
-                                     int* err_no);
+                                     int* err_no, Status* status = nullptr);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -51,7 +51,13 @@ export class TdbFile {
     const access = options.access ?? 'create';
     if (!(access in accessFlags)) throw new TypeError(`${path}: access must be 'r', 'rw' or 'create'`);
     const openFlags = accessFlags[access] | (options.exclusive ? O_CREAT | O_EXCL : 0);
-    return new TdbFile(path, nativeTdb.open(path, hashSize, options.flags ?? TdbFlag.DEFAULT, openFlags, options.mode ?? 0o600));
+    try {
+      return new TdbFile(path, nativeTdb.open(path, hashSize, options.flags ?? TdbFlag.DEFAULT, openFlags, options.mode ?? 0o600));
+    } catch (err) {
+      const e = err as Error & { tdbStatus?: number; errno?: number };
+      if (e.tdbStatus === undefined) throw err; // argument errors
+      throw new TdbError(e.message, e.tdbStatus, e.errno ?? 0);
+    }
   }
 
   get isOpen(): boolean {

@@ -2,16 +2,14 @@
 // a file in which libtdb and our store both see exactly the old or exactly the new contents.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { TdbFile, TdbFlag } from '../../src/store';
-import { Children, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, prng, scaled } from './helpers';
+import { withChildren, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, prng, scaled } from './helpers';
 
 const ITERATIONS = scaled(100);
 const RECORDS = 300;
 const CHILD = path.join(__dirname, 'fixtures', 'store-child.cjs');
 const tmp = makeTempDir('tdb-crash');
-const children = new Children();
-afterEach(() => children.killAll());
 afterAll(() => tmp.cleanup());
 
 /** The single version every record carries, or a description of the mix found. */
@@ -46,7 +44,8 @@ const modes = [
 ];
 
 describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flags, hashSize, seed }) => {
-  test(`${ITERATIONS} kills: libtdb and our store see exactly the old or the new contents`, async () => {
+  test(`${ITERATIONS} kills: libtdb and our store see exactly the old or the new contents`, () =>
+    withChildren(async (children) => {
     ensureToolsBuilt();
     const file = path.join(tmp.dir, `${name}.tdb`);
     const db = TdbFile.open(file, { flags, hashSize });
@@ -109,5 +108,5 @@ describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flag
     // The kills must really have landed inside commits, not only between them.
     expect(pendingSeen, `kills that hit a live recovery record: ${pendingSeen}`).toBeGreaterThan(0);
     console.log(`${name}: ${pendingSeen} of ${ITERATIONS} kills hit a commit in progress`);
-  }, 300_000);
+    }), 300_000);
 });

@@ -137,3 +137,13 @@ export function exitOf(child: ChildProcess): Promise<{ code: number | null; sign
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
 }
+
+/** Runs `body` with a fresh Children set and kills whatever it left running. */
+export async function withChildren<T>(body: (children: Children) => Promise<T>): Promise<T> {
+  const children = new Children();
+  try {
+    return await body(children);
+  } finally {
+    children.killAll();
+  }
+}
