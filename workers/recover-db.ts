@@ -8,7 +8,7 @@
 // they go from the socket into the staging files and back out as raw bytes.
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
-import { ControlCode, LMASTER_ANY, Srvid } from '../src/protocol';
+import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
 import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure } from '../src/recovery/node-controls';
 import { RecBufferPacker, isEmptyRecord } from './rec-buffer';
@@ -48,7 +48,7 @@ function validateTask(task: RecoverDbTask): void {
   if (typeof task.socketPath !== 'string' || task.socketPath === '') problems.push('socketPath');
   if (!Number.isInteger(task.dbId) || task.dbId < 0 || task.dbId > 0xffffffff) problems.push('dbId');
   if (!Array.isArray(task.activeNodes) || task.activeNodes.length === 0) problems.push('activeNodes');
-  if (!Number.isInteger(task.generation) || task.generation <= 1 || task.generation > 0xffffffff) problems.push('generation');
+  if (!Number.isInteger(task.generation) || task.generation === INVALID_GENERATION || task.generation < 0 || task.generation > 0xffffffff) problems.push('generation');
   if (!(task.recBufferSizeLimit > 0)) problems.push('recBufferSizeLimit');
   if (!(task.timeoutMs > 0)) problems.push('timeoutMs');
   if (typeof task.stagingDir !== 'string' || task.stagingDir === '') problems.push('stagingDir');

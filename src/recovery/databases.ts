@@ -14,8 +14,8 @@ export interface RecoveryDatabase {
   flags: number;
   persistent: boolean;
   replicated: boolean;
-  /** Nodes that had the database before collectDatabases attached it elsewhere. */
-  hadIt: number[];
+  /** Nodes that had the database attached before collectDatabases attached it on the others. */
+  attachedOn: number[];
 }
 
 /** Set only on the nodes where a client asked for them, so they may legitimately differ. */
@@ -29,22 +29,22 @@ export async function collectDatabases(
 ): Promise<RecoveryDatabase[]> {
   const controls = new NodeControls(client, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const dbmaps = await controls.onEach(activeNodes, ControlCode.GET_DBMAP, undefined);
-  const found = new Map<number, { flags: number; hadIt: number[] }>();
+  const found = new Map<number, { flags: number; attachedOn: number[] }>();
   activeNodes.forEach((pnn, i) => {
     for (const db of dbmaps[i]) {
       const flags = db.flags & ~LOCAL_ONLY_FLAGS;
       const known = found.get(db.dbId);
-      if (known === undefined) found.set(db.dbId, { flags, hadIt: [pnn] });
+      if (known === undefined) found.set(db.dbId, { flags, attachedOn: [pnn] });
       else if (known.flags !== flags) {
         throw new Error(`database 0x${db.dbId.toString(16)} has flags 0x${flags.toString(16)} on node ${pnn} but 0x${known.flags.toString(16)} elsewhere`);
-      } else known.hadIt.push(pnn);
+      } else known.attachedOn.push(pnn);
     }
   });
   return Promise.all(
-    [...found].map(async ([dbId, { flags, hadIt }]) => {
-      const name = await agreedName(controls, dbId, hadIt);
-      await attachMissing(controls, name, flags, activeNodes.filter((pnn) => !hadIt.includes(pnn)));
-      return { dbId, name, flags, persistent: (flags & DbFlag.PERSISTENT) !== 0, replicated: (flags & DbFlag.REPLICATED) !== 0, hadIt };
+    [...found].map(async ([dbId, { flags, attachedOn }]) => {
+      const name = await agreedName(controls, dbId, attachedOn);
+      await attachMissing(controls, name, flags, activeNodes.filter((pnn) => !attachedOn.includes(pnn)));
+      return { dbId, name, flags, persistent: (flags & DbFlag.PERSISTENT) !== 0, replicated: (flags & DbFlag.REPLICATED) !== 0, attachedOn };
     }),
   );
 }
