@@ -43,6 +43,15 @@ void ReportErrno(int fd, int err) {
   sched_setscheduler(0, SCHED_OTHER, &normal);
   setpriority(PRIO_PROCESS, 0, 0);  // needs privilege when the daemon is niced down; best effort
 
+  // stdio survives exec even if the daemon marked it close-on-exec; a missing one becomes
+  // /dev/null so the helper's next open() cannot land on 0-2 and receive its diagnostics.
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) < 0) {
+      open("/dev/null", O_RDWR);
+    } else {
+      fcntl(fd, F_SETFD, 0);
+    }
+  }
   if (plan.channel_fd >= 0) {
     if (plan.channel_fd == plan.channel_target) {
       fcntl(plan.channel_target, F_SETFD, 0);

@@ -26,7 +26,7 @@ struct SpawnResult {
 
 // vfork+execve with a clean child: every signal at its default disposition, an empty signal
 // mask, SCHED_OTHER at nice 0 (a real-time daemon must not hand its priority to helpers) and
-// only stdio plus the channel open. An exec failure is reported here, not as an exit status.
+// only stdio (kept open, or /dev/null) plus the channel. An exec failure is reported here, not as an exit status.
 SpawnResult VforkExec(const ExecPlan& plan);
 
 }  // namespace ctdb::spawn

@@ -1,0 +1,2 @@
+export * from './helper-process';
+export { nativeChildTiming, type ChildCreationMethod } from './native-spawn';
