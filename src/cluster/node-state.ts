@@ -3,6 +3,9 @@
 import { Capability, INVALID_GENERATION, NodeFlag, RecMode, Runstate } from '../protocol';
 import type { NodeEntry } from '../config/nodes';
 
+/** A deleted node is also disconnected, as ctdbd reports it (the tool relies on that). */
+export const DELETED_FLAGS = NodeFlag.DELETED | NodeFlag.DISCONNECTED;
+
 export interface ClusterNode {
   readonly pnn: number;
   address: string;
@@ -37,7 +40,7 @@ export class NodeState {
       address: e.address,
       deleted: e.deleted,
       // Every node starts unhealthy; peers also disconnected until the transport is up.
-      flags: e.deleted ? NodeFlag.DELETED : NodeFlag.UNHEALTHY | (e.pnn === pnn ? 0 : NodeFlag.DISCONNECTED),
+      flags: e.deleted ? DELETED_FLAGS : NodeFlag.UNHEALTHY | (e.pnn === pnn ? 0 : NodeFlag.DISCONNECTED),
       capabilities: e.pnn === pnn ? capabilities : Capability.DEFAULT,
     }));
     this.capabilities = capabilities;
@@ -69,6 +72,30 @@ export class NodeState {
     const old = n.flags;
     n.flags = flags;
     return old;
+  }
+
+  /**
+   * RELOAD_NODES_FILE: unchanged nodes keep their state; new or changed addresses
+   * join as new, disconnected nodes; lines that became `#` are deleted.
+   */
+  reload(entries: readonly NodeEntry[]): { added: ClusterNode[]; removed: ClusterNode[] } {
+    const added: ClusterNode[] = [];
+    const removed: ClusterNode[] = [];
+    entries.forEach((e, pnn) => {
+      const old = this.nodes[pnn];
+      if (old !== undefined && old.address === e.address && old.deleted === e.deleted) return;
+      if (old !== undefined && !old.deleted) removed.push(old);
+      const node: ClusterNode = {
+        pnn,
+        address: e.address,
+        deleted: e.deleted,
+        flags: e.deleted ? DELETED_FLAGS : NodeFlag.UNHEALTHY | NodeFlag.DISCONNECTED,
+        capabilities: Capability.DEFAULT,
+      };
+      this.nodes[pnn] = node;
+      if (!e.deleted) added.push(node);
+    });
+    return { added, removed };
   }
 
   connectedPeers(): number[] {

@@ -243,6 +243,20 @@ export class Daemon implements RouterHost {
     if (((old ^ flags) & NodeFlag.INACTIVE) !== 0) this.recoverd.requestRecovery();
   }
 
+  /** RELOAD_NODES_FILE: re-read the nodes file and connect to new nodes. */
+  reloadNodes(): void {
+    const { added, removed } = this.state.reload(loadNodesFile(this.paths.nodesFile));
+    for (const node of removed) {
+      this.logger.notice(`Node ${node.pnn} (${node.address}) removed by nodes file reload`);
+      this.peers.removePeer(node.pnn);
+    }
+    for (const node of added) {
+      if (node.pnn === this.pnn) continue;
+      this.logger.notice(`Node ${node.pnn} (${node.address}) added by nodes file reload`);
+      this.peers.addPeer({ pnn: node.pnn, address: node.address });
+    }
+  }
+
   /** END_RECOVERY: the first recovery moves the node on to startup and then to RUNNING. */
   recoveryEnded(): void {
     this.lastRecoveryFinished = timevalNow();

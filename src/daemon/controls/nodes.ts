@@ -12,6 +12,7 @@ import { OK } from './types';
 
 export const nodeControls: HandlerTable = {
   [ControlCode.GET_NODEMAP]: (_req, { daemon }) => ({ reply: daemon.state.nodes.map(nodeAndFlags) }),
+  // The file as it is on disk: deleted lines are DELETED, nothing else is known.
   [ControlCode.GET_NODES_FILE]: (_req, { daemon }) => ({
     reply: loadNodesFile(daemon.paths.nodesFile).map((e) =>
       nodeAndFlags({ pnn: e.pnn, address: e.address, deleted: e.deleted, flags: e.deleted ? NodeFlag.DELETED : 0, capabilities: 0 }),
@@ -59,6 +60,10 @@ export const nodeControls: HandlerTable = {
   [ControlCode.SET_LMASTERROLE]: (on, { daemon }) => setCapability(daemon, Capability.LMASTER, on !== 0),
   [ControlCode.SET_RECMASTERROLE]: (on, { daemon }) => setCapability(daemon, Capability.RECMASTER, on !== 0),
   [ControlCode.RECD_PING]: () => OK,
+  [ControlCode.RELOAD_NODES_FILE]: (_req, { daemon }) => {
+    daemon.reloadNodes();
+    return OK;
+  },
 };
 
 function nodeAndFlags(n: ClusterNode): NodeAndFlags {
