@@ -5,7 +5,7 @@
 //
 // `[cluster] cluster lock` is either a file, locked by the fcntl helper (ours, or the one named
 // by CTDB_CLUSTER_MUTEX_HELPER), or `!command args` run as the helper itself.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../common/logging';
@@ -94,8 +94,9 @@ function spawnHelper(argv: readonly string[], env: NodeJS.ProcessEnv): ChildProc
   const [command, ...args] = argv as [string, ...string[]];
   const file = path.resolve(command);
   keepDescriptorsFromHelpers();
-  const [executable, execArgs] = forkingThreadIsRealtime() ? [CHRT, ['--other', '0', file, ...args]] : [file, args];
-  return spawn(executable, execArgs, { argv0: command, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const options = { env, stdio: ['ignore', 'pipe', 'pipe'] } satisfies SpawnOptions;
+  if (forkingThreadIsRealtime()) return spawn(CHRT, ['--other', '0', file, ...args], options);
+  return spawn(file, args, { ...options, argv0: command });
 }
 
 type Phase = 'new' | 'taking' | 'held' | 'done';
