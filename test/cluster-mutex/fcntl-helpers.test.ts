@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { DEBIAN_HELPER, FCNTL_HELPERS, OUR_HELPER, sleep, useMutexScratch, within } from './fixtures';
 
 const RECHECK_SECONDS = 1;
-/** Loss must be reported within one re-check interval, plus scheduling slack. */
-const LOSS_DEADLINE_MS = RECHECK_SECONDS * 1000 + 1500;
+/** Loss must be reported within one re-check interval, plus slack for a loaded 2-core machine. */
+const LOSS_DEADLINE_MS = RECHECK_SECONDS * 1000 + 2500;
 
 describe.each(FCNTL_HELPERS)('$name fcntl helper through ClusterMutex', ({ helper }) => {
   const scratch = useMutexScratch();
@@ -63,7 +63,7 @@ describe.each(FCNTL_HELPERS)('$name fcntl helper through ClusterMutex', ({ helpe
     const holder = scratch.open({ lock: command() });
     expect((await holder.mutex.take()).status).toBe('locked');
     process.kill(holder.mutex.pid ?? -1, 'SIGKILL');
-    const lost = await within(holder.lost, 2000);
+    const lost = await within(holder.lost, 3000);
     expect(lost).not.toBe('pending');
     expect(lost === 'pending' ? '' : lost.reason).toMatch(/SIGKILL|status pipe/);
     const next = scratch.open({ lock: command() });
