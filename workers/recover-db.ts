@@ -59,7 +59,7 @@ class DatabaseRecovery {
   #controls: NodeControls | null = null;
   #stage: RecordStage | null = null;
   readonly #phaseMs: Partial<Record<RecoveryPhase, number>> = {};
-  #peakHeap = 0;
+  #peakMemory = 0;
   #stagingMs = 0;
   #cancelled = false;
 
@@ -90,8 +90,8 @@ class DatabaseRecovery {
     return pushed;
   }
 
-  stats(): Pick<RecoverDbResult, 'phaseMs' | 'stagingMs' | 'peakHeapBytes'> {
-    return { phaseMs: this.#phaseMs, stagingMs: this.#stagingMs, peakHeapBytes: this.#peakHeap };
+  stats(): Pick<RecoverDbResult, 'phaseMs' | 'stagingMs' | 'peakMemoryBytes'> {
+    return { phaseMs: this.#phaseMs, stagingMs: this.#stagingMs, peakMemoryBytes: this.#peakMemory };
   }
 
   async dispose(): Promise<void> {
@@ -111,12 +111,13 @@ class DatabaseRecovery {
       return await step();
     } finally {
       this.#phaseMs[phase] = performance.now() - started;
-      this.#sampleHeap();
+      this.#sampleMemory();
     }
   }
 
-  #sampleHeap(): void {
-    this.#peakHeap = Math.max(this.#peakHeap, v8.getHeapStatistics().used_heap_size);
+  #sampleMemory(): void {
+    const { used_heap_size: heap, external_memory: buffers } = v8.getHeapStatistics();
+    this.#peakMemory = Math.max(this.#peakMemory, heap + buffers);
   }
 
   async #collect(): Promise<void> {
@@ -154,7 +155,7 @@ class DatabaseRecovery {
       try {
         received += stage.add(data, this.task.dbId);
         this.#stagingMs += performance.now() - started;
-        this.#sampleHeap();
+        this.#sampleMemory();
       } catch (err) {
         broken = err as Error;
       }
@@ -179,7 +180,7 @@ class DatabaseRecovery {
       if (buffer === null) return;
       let drained = true;
       for (const pnn of t.activeNodes) drained = client.sendMessage(pnn, srvid, buffer) && drained;
-      this.#sampleHeap();
+      this.#sampleMemory();
       // Bounded memory: never queue more than one buffer per node in our socket.
       if (!drained) await client.flush();
     };

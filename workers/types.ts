@@ -52,6 +52,9 @@ export interface RecoverDbResult {
   phaseMs?: Partial<Record<RecoveryPhase, number>>;
   /** Of the collect phase, the time spent merging into the staging store. */
   stagingMs?: number;
-  /** The worker isolate's largest heap use seen during the task. */
-  peakHeapBytes?: number;
+  /**
+   * The largest memory use (JS heap + Buffers) of the worker thread seen during the task; it
+   * includes the other databases that thread recovers at the same time.
+   */
+  peakMemoryBytes?: number;
 }

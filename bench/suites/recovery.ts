@@ -103,9 +103,9 @@ async function run(): Promise<SuiteResult> {
       const ours = await recoverCluster(client, pipeline, { socketPath: cluster.nodes[leader].socket, stagingDir });
       if (!ours.ok) throw new Error(`our recovery failed: ${ours.error}`);
       const perDb = (ours.report?.results ?? []).filter((r) => r.name.startsWith('bench_'));
-      const heap = Math.max(...perDb.map((r) => r.peakHeapBytes ?? 0)) / 2 ** 20;
+      const memory = Math.max(...perDb.map((r) => r.peakMemoryBytes ?? 0)) / 2 ** 20;
       const dbTimes = perDb.map((r) => `${r.name} ${(r.durationMs / 1000).toFixed(2)} s`).join(', ');
-      measurements.push({ impl: 'ours (pipeline)', run: i, recoveryS: ours.durationMs / 1000, untilNormalS: ours.durationMs / 1000, note: `${dbTimes}; peak worker heap ${heap.toFixed(0)} MiB` });
+      measurements.push({ impl: 'ours (pipeline)', run: i, recoveryS: ours.durationMs / 1000, untilNormalS: ours.durationMs / 1000, note: `${dbTimes}; peak worker memory ${memory.toFixed(0)} MiB` });
 
       await disableRecoveries(client, NODES, 0);
       const before = (await clusterState(client)).generations[0];

@@ -33,7 +33,7 @@ function accepts(socketPath: string): Promise<boolean> {
 /** Tasks for the named databases on all three nodes, in the cluster's current generation. */
 async function tasksFor(names: string[], timeoutMs: number): Promise<RecoverDbTask[]> {
   const { generation } = (await driver.client.call(0, ControlCode.GETVNNMAP, undefined)).reply;
-  const databases = await Promise.all(names.map(async (name) => ({ dbId: await driver.attach(name), name, flags: 0, persistent: false, replicated: false, hadIt: [] })));
+  const databases = await Promise.all(names.map(async (name) => ({ dbId: await driver.attach(name), name, flags: 0, persistent: false, replicated: false, attachedOn: [] })));
   return recoveryTasks(databases, {
     socketPath: cluster().node(0).socket,
     generation,
