@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../workers/rec-buffer';
 import { MergingStage, SpoolStage, highestRsn, type RecordStage } from '../../workers/staging-store';
@@ -91,6 +91,7 @@ describe('staging', () => {
   afterEach(async () => {
     await Promise.all(stages.splice(0).map((s) => s.destroy()));
   });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const open = <S extends RecordStage>(stage: S): S => {
     stages.push(stage);
     return stage;
