@@ -39,8 +39,8 @@ export class RecoveryDriver {
     return disableRecoveries(this.client, runningNodes(this.cluster), disabledSeconds);
   }
 
-  recover(options: RecoverOptions = {}): Promise<ClusterRecoveryResult> {
-    return recoverCluster(this.client, this.pipeline, { ...options, socketPath: this.cluster.node(this.via).socket, stagingDir: this.stagingDir });
+  recover(options: RecoverOptions = {}, pipeline = this.pipeline): Promise<ClusterRecoveryResult> {
+    return recoverCluster(this.client, pipeline, { ...options, socketPath: this.cluster.node(this.via).socket, stagingDir: this.stagingDir });
   }
 
   /** Attaches a database with the tool and returns its id. */

@@ -1,7 +1,7 @@
 // The recovery pipeline as the recovery helper of a 3-node cluster of real Debian ctdbds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LtdbFlag } from '../../src/protocol';
-import type { RecoverDbResult } from '../../src/recovery/pipeline';
+import { RecoveryPipeline, type RecoverDbResult } from '../../src/recovery/pipeline';
 import { useTestCluster } from '../harness/cluster';
 import { RecoveryDriver, localRecords, recoveryModes, seedNode, seqnumRecord, waitForNormal, type SeedRecord } from './helpers';
 
@@ -174,9 +174,19 @@ describe('recovery of real ctdbd databases', () => {
     const firstEnd = Math.min(...intervals.map((i) => i.end));
     const sum = ours.reduce((s, f) => s + f.result.durationMs, 0);
     const wall = result.report?.durationMs ?? Infinity;
-    console.log(`parallel recovery: ${DBS} × ${PER_DB} records, wall ${wall.toFixed(0)} ms, sum of per-database times ${sum.toFixed(0)} ms`);
     expect(lastStart).toBeLessThan(firstEnd);
     expect(wall).toBeLessThan(sum * 0.6);
+    // The same recovery one database after the other, for comparison.
+    const oneByOne = new RecoveryPipeline({ threads: 1, concurrentTasksPerWorker: 1 });
+    try {
+      const sequential = await driver.recover({}, oneByOne);
+      expect(sequential.ok).toBe(true);
+      const sequentialWall = sequential.report?.durationMs ?? 0;
+      console.log(`parallel recovery: ${DBS} × ${PER_DB} records, wall ${wall.toFixed(0)} ms (sum of per-database times ${sum.toFixed(0)} ms); one after the other ${sequentialWall.toFixed(0)} ms`);
+      expect(wall).toBeLessThan(sequentialWall);
+    } finally {
+      await oneByOne.close();
+    }
   }, 240_000);
 
   it('keeps the worker memory bounded while recovering 200k records', async () => {
