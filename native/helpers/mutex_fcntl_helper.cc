@@ -64,6 +64,12 @@ int64_t NowMs() {
   return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
+// A deadline `seconds` from now; absurdly long intervals (from the command line) mean never.
+int64_t DeadlineAfter(unsigned long seconds) {
+  constexpr unsigned long kLongestSeconds = 1UL << 40;
+  return seconds >= kLongestSeconds ? kNever : NowMs() + static_cast<int64_t>(seconds) * 1000;
+}
+
 int PollTimeout(int64_t deadline_ms) {
   if (deadline_ms == kNever) return -1;
   const int64_t left = deadline_ms - NowMs();
@@ -171,7 +177,7 @@ bool SendPing(int sock) {
 
   const bool pinging = options.ping_timeout_seconds != 0;
   int64_t next_ping = pinging ? NowMs() : kNever;
-  int64_t next_check = NowMs() + static_cast<int64_t>(options.recheck_seconds) * 1000;
+  int64_t next_check = DeadlineAfter(options.recheck_seconds);
   for (;;) {
     struct pollfd from_holder = {sock, POLLIN, 0};
     const int ready = poll(&from_holder, 1, PollTimeout(next_ping < next_check ? next_ping : next_check));
@@ -185,7 +191,7 @@ bool SendPing(int sock) {
     }
     if (now >= next_check) {
       if (!LockFileStillOurs(options.file, held)) _exit(1);
-      next_check = NowMs() + static_cast<int64_t>(options.recheck_seconds) * 1000;
+      next_check = DeadlineAfter(options.recheck_seconds);
     }
   }
 }
@@ -230,8 +236,8 @@ void HoldUntilLost(const Options& options, pid_t parent, const Checker& checker)
   // events = 0 on stdout: poll still reports POLLERR/POLLHUP once the parent's read end is closed.
   // A checker.sock of -1 (no rechecks) is skipped by poll.
   struct pollfd watched[2] = {{STDOUT_FILENO, 0, 0}, {checker.sock, POLLIN, 0}};
-  const int64_t ping_timeout_ms = static_cast<int64_t>(options.ping_timeout_seconds) * 1000;
-  int64_t ping_deadline = checker.sock != -1 && ping_timeout_ms != 0 ? NowMs() + ping_timeout_ms : kNever;
+  const bool expecting_pings = checker.sock != -1 && options.ping_timeout_seconds != 0;
+  int64_t ping_deadline = expecting_pings ? DeadlineAfter(options.ping_timeout_seconds) : kNever;
   int64_t next_parent_check = NowMs() + kParentCheckMs;
   for (;;) {
     const int ready = poll(watched, 2, PollTimeout(ping_deadline < next_parent_check ? ping_deadline : next_parent_check));
@@ -254,7 +260,7 @@ void HoldUntilLost(const Options& options, pid_t parent, const Checker& checker)
         fprintf(stderr, "%s: unexpected data from the lock checker\n", g_program);
         return;
       }
-      if (ping_timeout_ms != 0) ping_deadline = NowMs() + ping_timeout_ms;
+      if (expecting_pings) ping_deadline = DeadlineAfter(options.ping_timeout_seconds);
     }
     const int64_t now = NowMs();
     if (now >= ping_deadline) {
