@@ -374,14 +374,31 @@ export class Daemon implements RouterHost {
     else this.logger.debug(`Client pid ${client.pid} disconnected: ${reason}`);
   }
 
-  #onClientPacket(client: Client, buf: Buffer): void {
-    this.stats.counters.clientPacketsRecv++;
-    let packet: Packet;
+  /** Decodes a packet; a malformed one is logged once (with what happens next) and yields null. */
+  #decode(buf: Buffer, from: string, consequence: string): Packet | null {
     try {
-      packet = decodePacket(buf);
+      return decodePacket(buf);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.logger.error(`Client pid ${client.pid}: ${err.message}; closing its connection`);
+      this.logger.error(`${from}: ${err.message}; ${consequence}`);
+      return null;
+    }
+  }
+
+  /** REPLY_CONTROL for a request, from `srcnode` (the node that executed it). */
+  #controlReply(req: ReqControl, srcnode: number, r: ControlReply): Buffer {
+    return encodePacket({
+      header: { ...this.header(Operation.REPLY_CONTROL, req.header.srcnode, req.header.reqid), srcnode },
+      status: r.status,
+      data: r.status < 0 ? EMPTY : r.data,
+      errorMessage: r.errorMessage,
+    });
+  }
+
+  #onClientPacket(client: Client, buf: Buffer): void {
+    this.stats.counters.clientPacketsRecv++;
+    const packet = this.#decode(buf, `Client pid ${client.pid}`, 'closing its connection');
+    if (packet === null) {
       this.#dropClient(client, null);
       return;
     }
@@ -423,14 +440,7 @@ export class Daemon implements RouterHost {
     if ((req.flags & ControlFlag.NOREPLY) !== 0) return;
     void reply.then((r) => {
       if (this.clients.byConn(client.conn) !== client) return;
-      client.send(
-        encodePacket({
-          header: { ...this.header(Operation.REPLY_CONTROL, req.header.srcnode, req.header.reqid), srcnode: destnode },
-          status: r.status,
-          data: r.status < 0 ? EMPTY : r.data,
-          errorMessage: r.errorMessage,
-        }),
-      );
+      client.send(this.#controlReply(req, destnode, r));
       this.stats.counters.clientPacketsSent++;
     });
   }
@@ -465,14 +475,8 @@ export class Daemon implements RouterHost {
 
   #onPeerPacket(pnn: number, buf: Buffer): void {
     this.stats.counters.nodePacketsRecv++;
-    let packet: Packet;
-    try {
-      packet = decodePacket(buf);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.logger.error(`Node ${pnn}: ${err.message}; dropping packet`);
-      return;
-    }
+    const packet = this.#decode(buf, `Node ${pnn}`, 'dropping the packet');
+    if (packet === null) return;
     switch (packet.header.operation) {
       case Operation.REQ_CONTROL: {
         this.stats.counters.node.reqControl++;
@@ -486,17 +490,7 @@ export class Daemon implements RouterHost {
           data: req.data,
         });
         if ((req.flags & ControlFlag.NOREPLY) !== 0) return;
-        void reply.then((r) =>
-          this.sendToPeer(
-            req.header.srcnode,
-            encodePacket({
-              header: this.header(Operation.REPLY_CONTROL, req.header.srcnode, req.header.reqid),
-              status: r.status,
-              data: r.status < 0 ? EMPTY : r.data,
-              errorMessage: r.errorMessage,
-            }),
-          ),
-        );
+        void reply.then((r) => this.sendToPeer(req.header.srcnode, this.#controlReply(req, this.pnn, r)));
         return;
       }
       case Operation.REPLY_CONTROL:
