@@ -54,9 +54,10 @@ export class Recoverd {
 
   constructor(
     private readonly d: Daemon,
+    log: Logger,
     private readonly clusterLock: ClusterLock,
   ) {
-    this.log = d.logger.child('ctdb-recoverd');
+    this.log = log;
     this.#lastCulprit = d.pnn;
     this.#credits = new BanCredits(() => d.tunables.values.RecoveryGracePeriod * 1000);
     this.election = new Election({

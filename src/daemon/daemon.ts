@@ -36,13 +36,13 @@ import { PeerLinks } from '../cluster/peer-links';
 import { Recoverd } from '../cluster/recoverd';
 import { findOwnPnn } from '../cluster/own-node';
 import { BanTimer } from '../cluster/ban';
-import { NO_CLUSTER_LOCK } from '../cluster/cluster-lock';
+import { LeaderClusterLock } from '../cluster/cluster-lock';
 import { Client, ClientTable } from './client';
 import { ControlRouter, isBroadcast } from './control-router';
 import type { ControlReply, ControlRequest, RouterHost } from './control-router';
 import { SrvidTable } from './srvid-table';
 import type { Subscriber } from './srvid-table';
-import { StatisticsCollector } from './statistics';
+import { StatisticsCollector, updateLatency } from './statistics';
 import type { LiveState } from './statistics';
 import { dispatchControl } from './controls';
 import { createPidFile } from './pidfile';
@@ -123,7 +123,17 @@ export class Daemon implements RouterHost {
         log: (level, msg) => this.logger[level](msg),
       },
     );
-    this.recoverd = new Recoverd(this, NO_CLUSTER_LOCK);
+    const recdLog = logger.child('ctdb-recoverd');
+    this.recoverd = new Recoverd(
+      this,
+      recdLog,
+      new LeaderClusterLock(
+        config.cluster.clusterLock,
+        recdLog,
+        () => this.recoverd.election.lostClusterLock(),
+        (seconds) => updateLatency(this.stats.counters.reclock.recd, seconds),
+      ),
+    );
     this.ban = new BanTimer(
       (banned, seconds) => {
         this.logger.error(banned ? `Banning this node for ${seconds} seconds` : 'Unbanning this node');

@@ -1,7 +1,7 @@
 // `ctdb statistics` and `ctdb stats`: running totals since the last reset, plus a
 // history of per-interval snapshots (StatHistoryInterval seconds each, 100 kept) as
 // ctdbd keeps them.
-import type { Statistics } from '../protocol';
+import type { LatencyCounter, Statistics } from '../protocol';
 import { timevalNow as now } from '../common/time';
 
 const HISTORY_LENGTH = 100;
@@ -74,6 +74,14 @@ function subtract<T>(a: T, b: T): T {
     out[key] = GAUGES.has(key) ? value : subtract(value, (b as Record<string, unknown>)[key]);
   }
   return out as T;
+}
+
+/** Adds one observation (seconds) to a latency counter. */
+export function updateLatency(counter: LatencyCounter, seconds: number): void {
+  if (counter.num === 0 || seconds < counter.min) counter.min = seconds;
+  if (seconds > counter.max) counter.max = seconds;
+  counter.total += seconds;
+  counter.num++;
 }
 
 export interface LiveState {

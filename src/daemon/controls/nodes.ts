@@ -6,6 +6,8 @@ import { loadNodesFile } from '../../config/nodes';
 import type { ClusterNode } from '../../cluster/node-state';
 import { CTDB_PORT } from '../../cluster/peer-links';
 import type { Daemon } from '../daemon';
+import { checkLockHeldElsewhere } from '../../cluster/cluster-lock';
+import { updateLatency } from '../statistics';
 import { timevalNow } from '../../common/time';
 import type { HandlerTable } from './types';
 import { OK } from './types';
@@ -25,12 +27,28 @@ export const nodeControls: HandlerTable = {
     return OK;
   },
   [ControlCode.GET_RECMODE]: (_req, { daemon }) => ({ status: daemon.state.recMode }),
-  [ControlCode.SET_RECMODE]: (mode, { daemon }) => {
+  [ControlCode.SET_RECMODE]: async (mode, { daemon }) => {
     if (mode !== RecMode.NORMAL && mode !== RecMode.ACTIVE) return { error: `invalid recovery mode ${mode}` };
-    if (mode !== daemon.state.recMode) {
-      daemon.logger.notice(`Recovery mode set to ${RecMode[mode]}`);
-      daemon.state.recMode = mode;
+    if (mode === daemon.state.recMode) return OK;
+    const lock = daemon.config.cluster.clusterLock;
+    if (mode === RecMode.NORMAL && lock !== null) {
+      const { ok, result } = await checkLockHeldElsewhere(lock, daemon.logger);
+      if (!ok) {
+        const error =
+          result.status === 'locked'
+            ? 'Took recovery lock from daemon during recovery - probably a cluster filesystem lock coherence problem'
+            : 'Unexpected error when testing recovery lock';
+        daemon.logger.error(error);
+        return { error };
+      }
+      if (result.status === 'contended') updateLatency(daemon.stats.counters.reclock.ctdbd, result.latency);
     }
+    daemon.logger.notice(`Recovery mode set to ${RecMode[mode]}`);
+    daemon.state.recMode = mode;
+    return OK;
+  },
+  [ControlCode.RECD_RECLOCK_LATENCY]: (seconds, { daemon }) => {
+    updateLatency(daemon.stats.counters.reclock.recd, seconds);
     return OK;
   },
   [ControlCode.START_RECOVERY]: (_req, { daemon }) => {
