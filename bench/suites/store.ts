@@ -2,7 +2,9 @@
 // traverse / delete ops/s for 16-byte keys and 100-byte values, per record count, hash size
 // and locking mode. "libtdb" and "native" are the same C++ harness (bench/native/) built
 // against libtdb-dev and against our store core; "js" goes through the TdbFile facade.
-// Targets: native >= libtdb, js >= libtdb / 2. STORE_BENCH_SIZES=100000 limits the sizes.
+// Targets: native >= libtdb, js >= libtdb / 2. The box is shared and noisy, so each config runs
+// STORE_BENCH_REPEATS times (default 3), alternating implementations, and keeps the best rate
+// of each. STORE_BENCH_SIZES=100000 limits the sizes.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -75,6 +77,12 @@ function runJs(file: string, c: Config): OpsPerSecond {
   }
 }
 
+const REPEATS = Math.max(1, Number(process.env.STORE_BENCH_REPEATS ?? '3'));
+
+function best(runs: OpsPerSecond[]): OpsPerSecond {
+  return Object.fromEntries(OPS.map((op) => [op, Math.max(...runs.map((r) => r[op]))])) as OpsPerSecond;
+}
+
 function configs(): Config[] {
   const sizes = (process.env.STORE_BENCH_SIZES ?? '100000,1000000').split(',').map(Number);
   return sizes.flatMap((records) => [10007, 100001].flatMap((hashSize) => [false, true].map((mutex) => ({ records, hashSize, mutex }))));
@@ -91,9 +99,13 @@ const suite: BenchSuite = {
       const bin = buildHarnesses(dir);
       for (const c of configs()) {
         const name = `${c.records / 1000}k h${c.hashSize} ${c.mutex ? 'mutex' : 'fcntl'}`;
-        const libtdb = runHarness(bin.libtdb, path.join(dir, 'libtdb.tdb'), c);
-        const native = runHarness(bin.native, path.join(dir, 'native.tdb'), c);
-        const js = runJs(path.join(dir, 'js.tdb'), c);
+        const runs = { libtdb: [] as OpsPerSecond[], native: [] as OpsPerSecond[], js: [] as OpsPerSecond[] };
+        for (let r = 0; r < REPEATS; r++) {
+          runs.libtdb.push(runHarness(bin.libtdb, path.join(dir, 'libtdb.tdb'), c));
+          runs.native.push(runHarness(bin.native, path.join(dir, 'native.tdb'), c));
+          runs.js.push(runJs(path.join(dir, 'js.tdb'), c));
+        }
+        const [libtdb, native, js] = [best(runs.libtdb), best(runs.native), best(runs.js)];
         for (const op of OPS) {
           const nativeRatio = native[op] / libtdb[op];
           const jsRatio = js[op] / libtdb[op];
@@ -110,7 +122,7 @@ const suite: BenchSuite = {
       columns: ['config', 'op', 'libtdb/s', 'native/s', 'js/s', 'native/libtdb', 'js/libtdb'],
       rows,
       notes: [
-        'targets: native >= 1.0x libtdb, js >= 0.5x libtdb (shared 2-vCPU box: about +-20% run to run)',
+        `targets: native >= 1.0x libtdb, js >= 0.5x libtdb; best of ${REPEATS} alternating runs (shared 2-vCPU box: about +-20%)`,
         ...(misses.length === 0 ? ['all targets met'] : misses.map((m) => `below target: ${m}`)),
       ],
     };

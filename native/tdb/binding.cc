@@ -85,14 +85,21 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// >= 0: value length (copied if it fits `out`, else kept for copyScratch); < 0: -status.
+// fetchInto(h, key, out, offset): >= 0 is the value length (copied to out[offset..] if it
+// fits, else kept for copyScratch); < 0 is -status.
 Napi::Value FetchInto(const Napi::CallbackInfo& info) {
   Handle* h = GetHandle(info);
   Span key, out;
   if (h == nullptr || !GetSpan(info, 1, &key) || !GetSpan(info, 2, &out)) return info.Env().Undefined();
+  const double offset = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 0;
+  if (!(offset >= 0 && offset <= static_cast<double>(out.size))) {
+    Napi::RangeError::New(info.Env(), "fetch offset outside the buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   Status s = h->store->Fetch(key, &h->scratch);
   if (s != Status::kOk) return StatusValue(info.Env(), s);
-  if (h->scratch.size() <= out.size) std::memcpy(const_cast<uint8_t*>(out.data), h->scratch.data(), h->scratch.size());
+  const size_t at = static_cast<size_t>(offset);
+  if (h->scratch.size() <= out.size - at) std::memcpy(const_cast<uint8_t*>(out.data) + at, h->scratch.data(), h->scratch.size());
   return Napi::Number::New(info.Env(), static_cast<double>(h->scratch.size()));
 }
 

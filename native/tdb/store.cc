@@ -343,13 +343,18 @@ Status Store::Write(uint32_t off, const void* buf, uint32_t len) {
 }
 
 Status Store::ReadRec(uint32_t off, Record* rec) {
-  Status s = Read(off, rec, sizeof(*rec));
-  if (s != Status::kOk) return s;
+  if (const uint8_t* p = Direct(off, sizeof(*rec))) {
+    std::memcpy(rec, p, sizeof(*rec));
+  } else if (Status s = Read(off, rec, sizeof(*rec)); s != Status::kOk) {
+    return s;
+  }
   if (rec->magic != kUsedMagic && rec->magic != kDeadMagic)
     return Fail(Status::kCorrupt, "bad magic " + Hex(rec->magic) + " in record at " + std::to_string(off));
-  if (uint64_t{rec->key_len} + rec->data_len > rec->rec_len || Oob(off, kRecordHeaderSize + rec->rec_len, true) != Status::kOk)
+  const uint64_t end = uint64_t{off} + kRecordHeaderSize + rec->rec_len;
+  if (uint64_t{rec->key_len} + rec->data_len > rec->rec_len || (end > map_size_ && Oob(off, kRecordHeaderSize + rec->rec_len, true) != Status::kOk))
     return Fail(Status::kCorrupt, "record at " + std::to_string(off) + " has bad lengths");
-  if (rec->next != 0 && (rec->next < DataStart(hash_size_) || Oob(rec->next, kRecordHeaderSize, true) != Status::kOk))
+  if (rec->next != 0 && (rec->next < DataStart(hash_size_) ||
+                         (uint64_t{rec->next} + kRecordHeaderSize > map_size_ && Oob(rec->next, kRecordHeaderSize, true) != Status::kOk)))
     return Fail(Status::kCorrupt, "record at " + std::to_string(off) + " points outside the file (" + std::to_string(rec->next) + ")");
   return Status::kOk;
 }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -129,7 +130,17 @@ class Store {
   Status Remap();
   Status Read(uint32_t off, void* buf, uint32_t len);
   Status Write(uint32_t off, const void* buf, uint32_t len);
-  Status ReadOff(uint32_t off, uint32_t* value) { return Read(off, value, 4); }
+  // Pointer into the mapping when [off, off+len) is mapped and no transaction is open.
+  const uint8_t* Direct(uint32_t off, uint32_t len) const {
+    return !txn_ && uint64_t{off} + len <= map_size_ ? map_ + off : nullptr;
+  }
+  Status ReadOff(uint32_t off, uint32_t* value) {
+    if (const uint8_t* p = Direct(off, 4)) {
+      std::memcpy(value, p, 4);
+      return Status::kOk;
+    }
+    return Read(off, value, 4);
+  }
   Status WriteOff(uint32_t off, uint32_t value) { return Write(off, &value, 4); }
   Status ReadRec(uint32_t off, Record* rec);
   Status ReadFreeRec(uint32_t off, Record* rec);

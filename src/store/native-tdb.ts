@@ -28,7 +28,7 @@ export interface NativeTdbInfo {
 export interface NativeTdb {
   open(path: string, hashSize: number, tdbFlags: number, openFlags: number, mode: number): TdbHandle;
   close(h: TdbHandle): void;
-  fetchInto(h: TdbHandle, key: Buffer, out: Buffer): number;
+  fetchInto(h: TdbHandle, key: Buffer, out: Buffer, offset: number): number;
   copyScratch(h: TdbHandle): Buffer;
   exists(h: TdbHandle, key: Buffer): number;
   delete(h: TdbHandle, key: Buffer): number;

@@ -27,8 +27,12 @@ export type TdbInfo = NativeTdbInfo;
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
 const accessFlags = { r: O_RDONLY, rw: O_RDWR, create: O_RDWR | O_CREAT } as const;
 
-// Values up to this size come back through one shared buffer without a native allocation.
-const fetchBuffer = Buffer.allocUnsafe(64 * 1024);
+// Fetched values are views into a shared slab (like Node's Buffer pool): one native call and
+// no allocation per fetch. Larger values are copied out of the native scratch buffer.
+const SLAB_SIZE = 1 << 20;
+const MAX_SLAB_VALUE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
 
 function toKey(key: TdbKey): Buffer {
   return typeof key === 'string' ? Buffer.from(key) : key;
@@ -80,18 +84,25 @@ export class TdbFile {
     return this.#handle;
   }
 
-  // Turns a native result into a value, throwing for every status not listed in `allowed`.
-  #check(op: string, result: number, ...allowed: number[]): number {
-    if (result >= 0 || allowed.includes(-result)) return result;
+  // Turns a native result into a value, throwing for every status but `allowed`.
+  #check(op: string, result: number, allowed: number = TdbStatus.OK): number {
+    if (result >= 0 || -result === allowed) return result;
     const detail = nativeTdb.lastError(this.#h());
     throw new TdbError(`${this.path}: ${op}: ${detail.message}`, -result, detail.errno);
   }
 
   /** The value stored under `key`, or undefined. */
   fetch(key: TdbKey): Buffer | undefined {
-    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), fetchBuffer), TdbStatus.NOEXIST);
+    if (SLAB_SIZE - slabUsed < MAX_SLAB_VALUE) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabUsed = 0;
+    }
+    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), slab, slabUsed), TdbStatus.NOEXIST);
     if (n < 0) return undefined;
-    return n <= fetchBuffer.length ? Buffer.from(fetchBuffer.subarray(0, n)) : nativeTdb.copyScratch(this.#h());
+    if (n > MAX_SLAB_VALUE) return nativeTdb.copyScratch(this.#h());
+    const value = Buffer.from(slab.buffer, slabUsed, n);
+    slabUsed += (n + 7) & ~7;
+    return value;
   }
 
   /**
@@ -99,7 +110,7 @@ export class TdbFile {
    * A length greater than out.length means nothing was copied: retry with a larger buffer.
    */
   fetchInto(key: TdbKey, out: Buffer): number {
-    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), out), TdbStatus.NOEXIST);
+    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), out, 0), TdbStatus.NOEXIST);
     return n < 0 ? -1 : n;
   }
 

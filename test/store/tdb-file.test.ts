@@ -1,0 +1,309 @@
+// TdbFile API behaviour: store modes, errors, locks, transactions, seqnum, wipe/repack, the
+// ltdb header helpers and the dump format; checked against libtdb where it has an opinion.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import {
+  CTDB_VOLATILE_FLAGS,
+  StoreMode,
+  TdbError,
+  TdbFile,
+  TdbFlag,
+  buildLtdbRecord,
+  escapeTdbData,
+  formatDumpRecord,
+  formatLtdbValue,
+  isEmptyLtdbRecord,
+  parseDump,
+  parseLtdbRecord,
+  tdbHash,
+} from '../../src/store';
+import { DIST_TOOLS, ORACLE, PYTHON, ensureToolsBuilt, exitOf, makeTempDir, oracle, parseHexDump, run, withChildren } from './helpers';
+
+const tmp = makeTempDir('tdb-api');
+afterAll(() => tmp.cleanup());
+let n = 0;
+const fresh = (name: string): string => path.join(tmp.dir, `${n++}-${name}.tdb`);
+
+function errorOf(fn: () => unknown): TdbError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(TdbError);
+    return err as TdbError;
+  }
+  throw new Error('expected a TdbError');
+}
+
+describe('hashes', () => {
+  test('match the values libtdb stores in its headers', () => {
+    // magic1 is the hash of "TDB file\n\0" (see tdb-format.md).
+    const food = Buffer.from('TDB file\n\0', 'latin1');
+    expect(tdbHash(food, false)).toBe(0xf67d9f0d);
+    expect(tdbHash(food, true)).toBe(0xd7b694e5);
+    expect(tdbHash(Buffer.alloc(0), false)).toBe(12345);
+    expect(tdbHash(Buffer.alloc(0), true)).toBe(0xdeadbeef);
+  });
+});
+
+describe('records', () => {
+  test('store modes, fetch, exists, delete, empty keys and values', () => {
+    const db = TdbFile.open(fresh('modes'));
+    try {
+      db.store('a', 'one');
+      expect(errorOf(() => db.store('a', 'two', StoreMode.INSERT)).code).toBe('TDB_ERR_EXISTS');
+      expect(errorOf(() => db.store('b', 'two', StoreMode.MODIFY)).code).toBe('TDB_ERR_NOEXIST');
+      db.store('a', 'three', StoreMode.MODIFY);
+      expect(db.fetch('a')?.toString()).toBe('three');
+      db.store(Buffer.alloc(0), Buffer.alloc(0));
+      expect(db.fetch(Buffer.alloc(0))?.length).toBe(0);
+      expect(db.exists('a')).toBe(true);
+      expect(db.delete('a')).toBe(true);
+      expect(db.delete('a')).toBe(false);
+      expect(db.fetch('a')).toBeUndefined();
+      const big = Buffer.alloc(200_000, 7);
+      db.store('big', big);
+      expect(db.fetch('big')?.equals(big)).toBe(true);
+      const out = Buffer.alloc(10);
+      expect(db.fetchInto('big', out)).toBe(200_000);
+      expect(db.fetchInto('missing', out)).toBe(-1);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a write traverse may delete the record it sits on; a read traverse may not write', () => {
+    const db = TdbFile.open(fresh('traverse'));
+    try {
+      for (let i = 0; i < 500; i++) db.store(`k${i}`, `v${i}`);
+      let visited = 0;
+      db.traverse((key) => {
+        visited++;
+        db.delete(key);
+      });
+      expect(visited).toBe(500);
+      expect(db.traverseRead(() => {})).toBe(0);
+      db.store('x', 'y');
+      expect(errorOf(() => db.traverseRead((key) => void db.store(key, 'z'))).code).toBe('TDB_ERR_RDONLY');
+      expect(db.traverseRead(() => false)).toBe(1);
+      expect(db.check()).toMatchObject({ ok: true, records: 1 });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('an exception in a traverse callback propagates and releases the locks', () => {
+    const db = TdbFile.open(fresh('throw'));
+    try {
+      db.store('k', 'v');
+      expect(() => db.traverse(() => {
+        throw new Error('boom');
+      })).toThrow('boom');
+      db.transaction(() => db.store('k', 'w')); // would fail if locks leaked
+      expect(db.fetch('k')?.toString()).toBe('w');
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('opening', () => {
+  test('bad files and arguments give errors naming the file', () => {
+    const garbage = fresh('garbage');
+    fs.writeFileSync(garbage, Buffer.alloc(4096, 1));
+    expect(errorOf(() => TdbFile.open(garbage)).message).toBe(`${garbage}: not a tdb file (bad magic): Input/output error`);
+    expect(errorOf(() => TdbFile.open(path.join(tmp.dir, 'missing.tdb'), { access: 'rw' })).message).toContain('No such file');
+    expect(() => TdbFile.open(fresh('h'), { hashSize: 0 })).toThrow(RangeError);
+    const file = fresh('twice');
+    const db = TdbFile.open(file);
+    try {
+      expect(errorOf(() => TdbFile.open(file)).message).toContain('already open in this process');
+    } finally {
+      db.close();
+    }
+    expect(() => db.fetch('x')).toThrow('closed');
+  });
+
+  test('a mutex file needs MUTEX_LOCKING unless opened read-only', () => {
+    const file = fresh('mutex');
+    TdbFile.open(file, { flags: CTDB_VOLATILE_FLAGS, hashSize: 1001 }).close();
+    expect(errorOf(() => TdbFile.open(file, { access: 'rw' })).message).toContain('MUTEX_LOCKING');
+    const ro = TdbFile.open(file, { access: 'r' });
+    expect(ro.info).toMatchObject({ mutexes: true, jenkinsHash: true, hashSize: 1001 });
+    ro.close();
+  });
+
+  test('CLEAR_IF_FIRST wipes only when nobody else holds the file open', () => {
+    const file = fresh('cif');
+    const first = TdbFile.open(file, { flags: TdbFlag.CLEAR_IF_FIRST });
+    first.store('k', 'v');
+    first.close();
+    const second = TdbFile.open(file, { flags: TdbFlag.CLEAR_IF_FIRST });
+    expect(second.fetch('k')).toBeUndefined();
+    second.close();
+  });
+});
+
+describe('locks', () => {
+  test('chain and all-record locks exclude a libtdb process', () =>
+    withChildren(async (children) => {
+      const file = fresh('locks');
+      const db = TdbFile.open(file, { flags: TdbFlag.MUTEX_LOCKING | TdbFlag.INCOMPATIBLE_HASH });
+      try {
+        db.chainLock('key');
+        db.chainLock('key'); // nests within the process
+        const locker = children.spawn(PYTHON, [ORACLE, 'lockchain', file, String(TdbFlag.MUTEX_LOCKING | TdbFlag.INCOMPATIBLE_HASH), 'key']);
+        const done = exitOf(locker);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(locker.exitCode).toBeNull(); // still waiting for our lock
+        db.chainUnlock('key');
+        db.chainUnlock('key');
+        expect((await done).stdout.trim()).toBe('ok');
+        expect(db.fetch('key')?.toString()).toBe('python');
+        expect(db.lockAllNonblock()).toBe(true);
+        db.chainLock('key'); // covered by the all-record write lock
+        db.chainUnlock('key');
+        db.unlockAll();
+        db.lockAllRead();
+        expect(errorOf(() => db.chainLock('key')).code).toBe('TDB_ERR_LOCK'); // no write under a read all-record lock
+        db.unlockAllRead();
+      } finally {
+        db.close();
+      }
+    }));
+});
+
+describe('transactions', () => {
+  test('commit, cancel, nesting and prepare', () => {
+    const db = TdbFile.open(fresh('txn'), { flags: TdbFlag.NOSYNC });
+    try {
+      db.store('a', '1');
+      db.transactionStart();
+      db.store('a', '2');
+      db.store('b', '2');
+      expect(db.fetch('a')?.toString()).toBe('2');
+      db.transactionCancel();
+      expect(db.fetch('a')?.toString()).toBe('1');
+      expect(db.fetch('b')).toBeUndefined();
+      db.transactionStart();
+      db.transactionStart(); // nesting is allowed by default
+      db.store('c', '3');
+      db.transactionCommit();
+      db.transactionPrepareCommit();
+      db.transactionCommit();
+      expect(db.fetch('c')?.toString()).toBe('3');
+      expect(() => db.transaction(() => {
+        db.store('d', '4');
+        throw new Error('abort');
+      })).toThrow('abort');
+      expect(db.fetch('d')).toBeUndefined();
+      expect(db.check()).toMatchObject({ ok: true, records: 2 });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('DISALLOW_NESTING refuses a nested start', () => {
+    const db = TdbFile.open(fresh('nest'), { flags: TdbFlag.DISALLOW_NESTING });
+    try {
+      db.transactionStart();
+      expect(errorOf(() => db.transactionStart()).code).toBe('TDB_ERR_NESTING');
+      db.transactionCancel();
+    } finally {
+      db.close();
+    }
+  });
+
+  test('large transactions that grow the file are read back by libtdb', async () => {
+    const file = fresh('grow');
+    const db = TdbFile.open(file, { hashSize: 1009 });
+    db.transaction(() => {
+      for (let i = 0; i < 20_000; i++) db.store(`key-${i}`, `value-${i}`.repeat(3));
+    });
+    db.close();
+    const view = parseHexDump(await oracle(['dump', file, '0']));
+    expect(view.size).toBe(20_000);
+    expect(view.get(Buffer.from('key-123').toString('hex'))?.toString()).toBe('value-123'.repeat(3));
+  });
+});
+
+describe('maintenance', () => {
+  test('seqnum counts changes when enabled, like libtdb', () => {
+    const db = TdbFile.open(fresh('seqnum'), { flags: TdbFlag.SEQNUM });
+    try {
+      const start = db.seqnum;
+      db.store('a', '1');
+      db.delete('a');
+      expect(db.seqnum).toBe(start + 2);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('wipe and repack keep the file valid', async () => {
+    const file = fresh('repack');
+    const db = TdbFile.open(file);
+    for (let i = 0; i < 3000; i++) db.store(`k${i}`, 'x'.repeat(i % 50));
+    for (let i = 0; i < 3000; i += 2) db.delete(`k${i}`);
+    db.repack();
+    expect(db.check()).toMatchObject({ ok: true, records: 1500, freeBlocks: 1 });
+    db.close();
+    expect((await run('tdbtool', [file, 'check'])).stdout).toContain('has 1500 records');
+    const again = TdbFile.open(file);
+    again.wipe();
+    expect(again.traverseRead(() => {})).toBe(0);
+    again.close();
+    expect((await run('tdbtool', [file, 'check'])).stdout).toContain('has 0 records');
+  });
+});
+
+describe('ltdb header and dump format', () => {
+  const header = { rsn: 42n, dmaster: 0xffffffff, reserved1: 0, flags: 0x10000 };
+
+  test('header round trip and empty records', () => {
+    const value = buildLtdbRecord(header, Buffer.from('data'));
+    expect(value.length).toBe(28);
+    expect(parseLtdbRecord(value)).toEqual({ header, data: Buffer.from('data') });
+    expect(isEmptyLtdbRecord(buildLtdbRecord(header))).toBe(true);
+    expect(() => parseLtdbRecord(Buffer.alloc(10))).toThrow('too short');
+  });
+
+  test('escaping and ltdbtool-style records', () => {
+    expect(escapeTdbData(Buffer.from('a"b\\c\n\x00~'))).toBe('a\\22b\\5Cc\\0A\\00~');
+    expect(formatDumpRecord(Buffer.from('k'), Buffer.from('v'))).toBe('{\nkey(1) = "k"\ndata(1) = "v"\n}\n');
+    expect(formatLtdbValue(Buffer.from('k'), buildLtdbRecord(header, Buffer.from('v')), false)).toBe(
+      '{\nkey(1) = "k"\ndmaster: -1\nrsn: 42\nflags: 0x10000\ndata(1) = "v"\n}\n',
+    );
+    expect(formatLtdbValue(Buffer.from('k'), buildLtdbRecord(header), false)).toBeUndefined();
+  });
+
+  test('parseDump reads both formats and rejects damage with a line number', () => {
+    const text = formatDumpRecord(Buffer.from('k\n'), Buffer.from([0, 255])) + formatLtdbValue(Buffer.from('h'), buildLtdbRecord(header, Buffer.from('v')), true);
+    const records = [...parseDump(Buffer.from(text, 'latin1'))];
+    expect(records.map((r) => r.key.toString('latin1'))).toEqual(['k\n', 'h']);
+    expect(records[0].data).toEqual(Buffer.from([0, 255]));
+    expect(parseLtdbRecord(records[1].data).header).toEqual(header);
+    expect(() => [...parseDump(Buffer.from('{\nkey(2) = "k"\n'))]).toThrow('line 2: key has 1 bytes, header says 2');
+    expect(() => [...parseDump(Buffer.from('{\nkey(1) = "\\ZZ"\n'))]).toThrow('invalid escape');
+  });
+
+  test('the CLIs match Debian tdbdump / tdbrestore / tdbtool check', async () => {
+    ensureToolsBuilt();
+    const file = fresh('cli');
+    const db = TdbFile.open(file);
+    for (let i = 0; i < 300; i++) db.store(Buffer.from([i % 256, 0, 34, 92]), Buffer.from(`v${i}\n`));
+    db.close();
+    const dump = await run('tdbdump', [file]);
+    expect((await run(process.execPath, [path.join(DIST_TOOLS, 'tdbdump.js'), file])).stdout).toBe(dump.stdout);
+    const dumpFile = path.join(tmp.dir, 'cli.dump');
+    fs.writeFileSync(dumpFile, dump.stdout);
+    const restored = fresh('restored');
+    const restore = await run('sh', ['-c', `"${process.execPath}" "${path.join(DIST_TOOLS, 'tdbrestore.js')}" "${restored}" < "${dumpFile}"`]);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect((await run('tdbdump', [restored])).stdout.split('}\n').sort()).toEqual(dump.stdout.split('}\n').sort());
+    const again = await run('sh', ['-c', `"${process.execPath}" "${path.join(DIST_TOOLS, 'tdbrestore.js')}" "${restored}" < "${dumpFile}"`]);
+    expect(again.code).toBe(1); // never overwrites an existing file
+    const check = await run(process.execPath, [path.join(DIST_TOOLS, 'tdbcheck.js'), restored]);
+    expect(check.stdout).toBe((await run('tdbtool', [restored, 'check'])).stdout.trim() + '\n');
+  });
+});
