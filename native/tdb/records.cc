@@ -52,7 +52,8 @@ Status Store::FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_of
   return Status::kNoExist;
 }
 
-Status Store::Fetch(Span key, std::string* out) {
+// Finds `key` under its chain read lock; `out` (if given) receives the value.
+Status Store::Lookup(Span key, std::string* out) {
   const uint32_t hash = HashOf(key);
   const int list = static_cast<int>(Bucket(hash));
   Status s = LockList(list, F_RDLCK, true);
@@ -60,22 +61,10 @@ Status Store::Fetch(Span key, std::string* out) {
   Record rec;
   uint32_t off = 0;
   s = FindInChain(key, hash, &rec, &off);
-  if (s == Status::kOk) {
+  if (s == Status::kOk && out != nullptr) {
     out->resize(rec.data_len);
     s = Read(off + kRecordHeaderSize + rec.key_len, out->data(), rec.data_len);
   }
-  UnlockList(list, F_RDLCK);
-  return s;
-}
-
-Status Store::Exists(Span key) {
-  const uint32_t hash = HashOf(key);
-  const int list = static_cast<int>(Bucket(hash));
-  Status s = LockList(list, F_RDLCK, true);
-  if (s != Status::kOk) return s;
-  Record rec;
-  uint32_t off = 0;
-  s = FindInChain(key, hash, &rec, &off);
   UnlockList(list, F_RDLCK);
   return s;
 }

@@ -61,8 +61,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Fetch copies the value into *out (its capacity is reused). kNoExist when absent.
-  Status Fetch(Span key, std::string* out);
-  Status Exists(Span key);
+  Status Fetch(Span key, std::string* out) { return Lookup(key, out); }
+  Status Exists(Span key) { return Lookup(key, nullptr); }
   Status Put(Span key, Span data, StoreMode mode);
   Status Delete(Span key);
   // Visits every live record; a read traverse forbids writes from the callback.
@@ -174,6 +174,7 @@ class Store {
 
   // --- records, chains and the free list
   uint32_t Bucket(uint32_t hash) const { return hash % hash_size_; }
+  Status Lookup(Span key, std::string* out);
   Status FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off);
   Status PutLocked(Span key, Span data, StoreMode mode, uint32_t hash);
   Status DeleteLocked(Span key, uint32_t hash);
