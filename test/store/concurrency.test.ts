@@ -91,3 +91,35 @@ describe('holder killed while owning a chain mutex', () => {
     }
     }));
 });
+
+describe('read traverse against a libtdb all-record locker', () => {
+  // libtdb against itself deadlocks here in mutex mode (tdb-format.md, trap 13): the traverser
+  // holds a record lock and waits for its chain while the locker waits for the record range.
+  test.each([
+    { name: 'fcntl', flags: TdbFlag.DEFAULT },
+    { name: 'mutex', flags: MUTEX },
+  ])('$name: both finish', ({ name, flags }) =>
+    withChildren(async (children) => {
+      const file = path.join(tmp.dir, `traverse-lockall-${name}.tdb`);
+      const db = TdbFile.open(file, { flags, hashSize: 31 });
+      try {
+        for (let i = 0; i < 300; i++) db.store(`k${i}`, `v${i}`);
+        const locker = children.spawn(PYTHON, [ORACLE, 'lockall', file, String(flags), '100']);
+        const done = exitOf(locker);
+        expect(await firstLine(locker)).toBe('ready');
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        let visited = 0;
+        for (let round = 0; round < 3; round++) {
+          visited += db.traverseRead(() => {
+            Atomics.wait(pause, 0, 0, 1); // sit on the record lock a while
+          });
+        }
+        expect(visited).toBe(900);
+        const result = await done;
+        expect(result.stdout, result.stderr).toContain('ok');
+      } finally {
+        db.close();
+      }
+    }),
+  60_000);
+});
