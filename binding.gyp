@@ -25,6 +25,7 @@
       "defines": ["_GNU_SOURCE"],
       "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "ldflags": ["-static-libstdc++", "-static-libgcc"],
       "libraries": ["-lpthread"]
     }
   ]
