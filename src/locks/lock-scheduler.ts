@@ -64,19 +64,16 @@ export interface PendingLock {
   cancel(): void;
 }
 
-type RecordPhase =
+type Phase =
   | 'idle'
   | 'helper' // a helper is waiting for the lock
   | 'held' // granted (by the daemon or a helper)
   | 'draining' // the helper was told to let go; waiting for it to exit
-  | 'slot' // needs a helper, the database is at its limit
-  | 'blocked'; // a freeze is pending or held
-
-type FreezePhase = 'none' | 'helper' | 'held' | 'draining';
+  | 'slot' // (records) needs a helper, the database is at its limit
+  | 'blocked'; // (records) a freeze is pending or held
 
 interface Request {
-  readonly database: DatabaseState;
-  readonly record: RecordState | undefined;
+  readonly target: LockTarget;
   readonly callback: LockCallback;
   readonly start: number;
   node: QueueNode<Request> | undefined;
@@ -84,31 +81,39 @@ interface Request {
   cancelled: boolean;
 }
 
-interface RecordState {
-  readonly id: string;
-  readonly key: Buffer;
+/** One lockable thing: a record (key set) or a whole database (key undefined), and its FIFO. */
+interface LockTarget {
   readonly database: DatabaseState;
+  readonly key: Buffer | undefined;
   readonly waiters: LinkedQueue<Request>;
-  phase: RecordPhase;
+  phase: Phase;
   helper: LockHelperHandle | undefined;
   grant: Grant | undefined;
-  parked: QueueNode<RecordState> | undefined; // in slotWaiters or blocked
   warnTimer: NodeJS.Timeout | undefined;
 }
 
-interface DatabaseState {
-  readonly database: LockDatabase;
-  readonly records: Map<string, RecordState>;
-  readonly freezeQueue: LinkedQueue<Request>;
-  readonly slotWaiters: LinkedQueue<RecordState>;
-  readonly blocked: LinkedQueue<RecordState>;
-  readonly counters: LockCounters;
-  helpers: number;
-  heldRecords: number;
-  freeze: FreezePhase;
-  freezeHelper: LockHelperHandle | undefined;
-  freezeGrant: Grant | undefined;
-  freezeWarnTimer: NodeJS.Timeout | undefined;
+interface RecordState extends LockTarget {
+  readonly id: string;
+  readonly key: Buffer;
+  parked: QueueNode<RecordState> | undefined; // in slotWaiters or blocked
+}
+
+class DatabaseState {
+  readonly records = new Map<string, RecordState>();
+  readonly freeze: LockTarget;
+  readonly slotWaiters = new LinkedQueue<RecordState>();
+  readonly blocked = new LinkedQueue<RecordState>();
+  /** Helper processes running (record and freeze helpers). */
+  helpers = 0;
+  /** Record grants not yet released; a freeze waits for 0. */
+  heldRecords = 0;
+
+  constructor(
+    readonly database: LockDatabase,
+    readonly counters: LockCounters,
+  ) {
+    this.freeze = newTarget(this, undefined);
+  }
 }
 
 class Grant implements LockGrant {
@@ -141,6 +146,15 @@ function nowMs(): number {
 
 function hexKey(key: Buffer): string {
   return key.toString('hex').toUpperCase();
+}
+
+function describe(target: LockTarget): string {
+  const name = target.database.database.name;
+  return target.key === undefined ? `DB lock on database ${name}` : `RECORD lock on database ${name} (key ${hexKey(target.key)})`;
+}
+
+function newTarget(database: DatabaseState, key: Buffer | undefined): LockTarget {
+  return { database, key, waiters: new LinkedQueue<Request>(), phase: 'idle', helper: undefined, grant: undefined, warnTimer: undefined };
 }
 
 export class LockScheduler {
@@ -185,97 +199,64 @@ export class LockScheduler {
     const id = key.toString('latin1');
     let record = state.records.get(id);
     if (record === undefined) {
-      record = {
-        id,
-        key: Buffer.from(key),
-        database: state,
-        waiters: new LinkedQueue<Request>(),
-        phase: 'idle',
-        helper: undefined,
-        grant: undefined,
-        parked: undefined,
-        warnTimer: undefined,
-      };
+      const copy = Buffer.from(key);
+      record = { ...newTarget(state, copy), id, key: copy, parked: undefined };
       state.records.set(id, record);
     }
-    const request = this.#newRequest(state, record, callback);
-    request.node = record.waiters.push(request);
-    this.#submit(request, () => this.#pumpRecord(record));
-    return { cancel: () => this.#cancel(request) };
+    return this.#submit(record, callback, () => this.#pumpRecord(record));
   }
 
   /** Requests the whole-database lock (freeze); served before any waiting record request. */
   lockDatabase(database: LockDatabase, callback: LockCallback): PendingLock {
     const state = this.#state(database);
-    const request = this.#newRequest(state, undefined, callback);
-    request.node = state.freezeQueue.push(request);
-    this.#submit(request, () => this.#pumpFreeze(state));
-    return { cancel: () => this.#cancel(request) };
+    return this.#submit(state.freeze, callback, () => this.#pumpFreeze(state));
   }
 
   /** Fails every waiting request and stops every helper; grants already delivered stay valid until released. */
   close(): void {
     this.#closed = true;
     for (const state of this.#databases.values()) {
-      for (const record of state.records.values()) {
-        for (let request = record.waiters.shift(); request !== undefined; request = record.waiters.shift()) {
-          this.#fail(request, new LockError(`lock scheduler closed before ${this.#describe(request)} was granted`));
+      for (const target of [...state.records.values(), state.freeze]) {
+        for (let request = target.waiters.peek(); request !== undefined; request = target.waiters.peek()) {
+          this.#fail(request, new LockError(`lock scheduler closed before ${describe(target)} was granted`));
         }
-        if (record.phase === 'helper') record.helper?.kill();
+        if (target.phase === 'helper') target.helper?.kill();
       }
-      for (let request = state.freezeQueue.shift(); request !== undefined; request = state.freezeQueue.shift()) {
-        this.#fail(request, new LockError(`lock scheduler closed before ${this.#describe(request)} was granted`));
-      }
-      if (state.freeze === 'helper') state.freezeHelper?.kill();
     }
   }
 
   #state(database: LockDatabase): DatabaseState {
     let state = this.#databases.get(database);
     if (state === undefined) {
-      state = {
-        database,
-        records: new Map(),
-        freezeQueue: new LinkedQueue<Request>(),
-        slotWaiters: new LinkedQueue<RecordState>(),
-        blocked: new LinkedQueue<RecordState>(),
-        counters: new LockCounters(this.#statistics, emptyLockStatistics()),
-        helpers: 0,
-        heldRecords: 0,
-        freeze: 'none',
-        freezeHelper: undefined,
-        freezeGrant: undefined,
-        freezeWarnTimer: undefined,
-      };
+      state = new DatabaseState(database, new LockCounters(this.#statistics, emptyLockStatistics()));
       this.#databases.set(database, state);
     }
     return state;
   }
 
-  #newRequest(database: DatabaseState, record: RecordState | undefined, callback: LockCallback): Request {
+  // Queues a request and runs its first scheduling step; a grant within that step did not wait and
+  // is not counted as a lock wait (ctdbd counts only the locks it needed a helper for).
+  #submit(target: LockTarget, callback: LockCallback, pump: () => void): PendingLock {
     if (this.#closed) throw new LockError('lock scheduler is closed');
-    return { database, record, callback, start: nowMs(), node: undefined, attempts: 0, cancelled: false };
-  }
-
-  // Runs the first scheduling step for a new request; a grant within it did not wait, and is not
-  // counted as a lock wait (ctdbd counts only the locks it needed a helper for).
-  #submit(request: Request, pump: () => void): void {
-    request.database.counters.pendingDelta(1);
+    const request: Request = { target, callback, start: nowMs(), node: undefined, attempts: 0, cancelled: false };
+    request.node = target.waiters.push(request);
+    target.database.counters.pendingDelta(1);
     this.#submitting = request;
     try {
       pump();
     } finally {
       this.#submitting = undefined;
     }
-  }
-
-  #describe(request: Request): string {
-    const name = request.database.database.name;
-    return request.record === undefined ? `DB lock on database ${name}` : `RECORD lock on database ${name} (key ${hexKey(request.record.key)})`;
+    return { cancel: () => this.#cancel(request) };
   }
 
   #freezeActive(state: DatabaseState): boolean {
-    return state.freezeQueue.size > 0 || state.freeze !== 'none';
+    return state.freeze.waiters.size > 0 || state.freeze.phase !== 'idle';
+  }
+
+  #pump(target: LockTarget): void {
+    if (target.key === undefined) this.#pumpFreeze(target.database);
+    else this.#pumpRecord(target as RecordState);
   }
 
   // ---- records
@@ -292,18 +273,17 @@ export class LockScheduler {
         this.#park(record, 'blocked', state.blocked);
         return;
       }
-      let locked: boolean;
-      try {
-        locked = state.database.tryLockRecord(record.key);
-      } catch (err) {
-        this.#fail(head, new LockError(`${this.#describe(head)}: ${(err as Error).message}`));
-        continue;
-      }
+      const locked = this.#tryLock(head, () => state.database.tryLockRecord(record.key));
+      if (locked === undefined) continue;
       if (locked) {
-        this.#grantRecord(record, head, 'daemon');
+        this.#grant(record, head, 'daemon');
         return;
       }
-      this.#startRecordHelper(record, head);
+      if (state.helpers >= this.#limit) {
+        this.#park(record, 'slot', state.slotWaiters);
+        return;
+      }
+      this.#startHelper(record, head);
     }
   }
 
@@ -318,102 +298,102 @@ export class LockScheduler {
     record.phase = 'idle';
   }
 
-  #startRecordHelper(record: RecordState, head: Request): void {
-    const state = record.database;
-    if (state.helpers >= this.#limit) {
-      this.#park(record, 'slot', state.slotWaiters);
-      return;
-    }
-    head.attempts++;
-    try {
-      record.helper = this.#launcher.launch(state.database, record.key, {
-        locked: () => this.#recordHelperLocked(record),
-        exited: (reason) => this.#recordHelperExited(record, reason),
-      });
-    } catch (err) {
-      this.#fail(head, new LockError(`${this.#describe(head)}: cannot start lock helper: ${(err as Error).message}`));
-      return; // phase stays idle: the caller's loop moves on to the next waiter
-    }
-    record.phase = 'helper';
-    this.#helperStarted(state);
-    record.warnTimer = this.#warnLater(head, () => record.waiters.peek());
-  }
+  // ---- freeze
 
-  #recordHelperLocked(record: RecordState): void {
-    this.#stopWarning(record);
-    if (record.phase !== 'helper') return;
-    const head = record.waiters.peek();
-    if (head === undefined || this.#freezeActive(record.database)) {
-      // Nobody to give it to, or a freeze must not find this chain locked: let go, try again later.
-      record.helper?.release();
-      record.phase = 'draining';
-      return;
-    }
-    this.#grantRecord(record, head, 'helper');
-  }
-
-  #recordHelperExited(record: RecordState, reason: string): void {
-    const state = record.database;
-    this.#stopWarning(record);
-    this.#helperStopped(state);
-    record.helper = undefined;
-    const phase = record.phase;
-    record.phase = 'idle';
-    if (phase === 'helper') {
-      const head = record.waiters.peek();
-      if (head !== undefined && head.attempts >= this.#helperAttempts) {
-        this.#fail(head, new LockError(`${this.#describe(head)} failed: ${reason}`));
+  #pumpFreeze(state: DatabaseState): void {
+    const freeze = state.freeze;
+    while (freeze.phase === 'idle') {
+      const head = freeze.waiters.peek();
+      if (head === undefined) {
+        this.#thaw(state);
+        return;
       }
-    } else if (phase === 'held' && record.grant !== undefined) {
-      const grant = record.grant;
-      record.grant = undefined;
-      state.heldRecords--;
-      this.#log?.warning(`Lost RECORD lock on database ${state.database.name} (key ${hexKey(record.key)}): ${reason}`);
-      grant.markLost();
-    }
-    this.#pumpRecord(record);
-    this.#helperSlotFreed(state);
-    this.#pumpFreeze(state);
-  }
-
-  #grantRecord(record: RecordState, request: Request, holder: LockHolder): void {
-    record.waiters.remove(request.node!);
-    record.phase = 'held';
-    record.database.heldRecords++;
-    const grant = new Grant(record.database.database, record.key, holder, () => this.#releaseRecord(record));
-    record.grant = grant;
-    this.#deliver(request, grant);
-  }
-
-  #releaseRecord(record: RecordState): void {
-    const state = record.database;
-    record.grant = undefined;
-    state.heldRecords--;
-    if (record.phase === 'held' && record.helper !== undefined) {
-      record.helper.release();
-      record.phase = 'draining'; // the next try must wait until the helper has unlocked
-    } else {
-      try {
-        state.database.unlockRecord(record.key);
-      } catch (err) {
-        this.#log?.warning(`Unable to unlock RECORD on database ${state.database.name}: ${(err as Error).message}`);
+      if (state.heldRecords > 0) return; // served when the last record grant is released
+      const locked = this.#tryLock(head, () => state.database.tryLockAll());
+      if (locked === undefined) continue;
+      if (locked) {
+        this.#grant(freeze, head, 'daemon');
+        return;
       }
-      record.phase = 'idle';
+      if (state.helpers >= this.#limit) return; // the next helper to exit hands us its slot
+      this.#startHelper(freeze, head);
+    }
+  }
+
+  // Records that waited out the freeze run again, then records waiting for helper slots.
+  #thaw(state: DatabaseState): void {
+    for (let record = state.blocked.peek(); record !== undefined; record = state.blocked.peek()) {
+      this.#unpark(record, state.blocked);
       this.#pumpRecord(record);
     }
-    this.#pumpFreeze(state);
+    this.#helperSlotFreed(state);
   }
 
-  // ---- helper slots
+  // ---- shared by records and freezes
 
-  #helperStarted(state: DatabaseState): void {
+  /** The daemon's own non-blocking try; undefined when it threw (the request has then failed). */
+  #tryLock(head: Request, tryLock: () => boolean): boolean | undefined {
+    try {
+      return tryLock();
+    } catch (err) {
+      this.#fail(head, new LockError(`${describe(head.target)}: ${(err as Error).message}`));
+      return undefined;
+    }
+  }
+
+  // Leaves the phase idle if no helper could be started (the request has then failed).
+  #startHelper(target: LockTarget, head: Request): void {
+    const state = target.database;
+    head.attempts++;
+    try {
+      target.helper = this.#launcher.launch(state.database, target.key, {
+        locked: () => this.#helperLocked(target),
+        exited: (reason) => this.#helperExited(target, reason),
+      });
+    } catch (err) {
+      this.#fail(head, new LockError(`${describe(target)}: cannot start lock helper: ${(err as Error).message}`));
+      return;
+    }
+    target.phase = 'helper';
     state.helpers++;
     state.counters.currentDelta(1);
+    target.warnTimer = this.#warnLater(target);
   }
 
-  #helperStopped(state: DatabaseState): void {
+  #helperLocked(target: LockTarget): void {
+    this.#stopWarning(target);
+    if (target.phase !== 'helper') return;
+    const head = target.waiters.peek();
+    // Nobody to give it to, or a freeze must not find this chain locked: let go, try again later.
+    if (head === undefined || (target.key !== undefined && this.#freezeActive(target.database))) {
+      target.helper?.release();
+      target.phase = 'draining';
+      return;
+    }
+    this.#grant(target, head, 'helper');
+  }
+
+  #helperExited(target: LockTarget, reason: string): void {
+    const state = target.database;
+    this.#stopWarning(target);
     state.helpers--;
     state.counters.currentDelta(-1);
+    target.helper = undefined;
+    const phase = target.phase;
+    target.phase = 'idle';
+    if (phase === 'helper') {
+      const head = target.waiters.peek();
+      if (head !== undefined && head.attempts >= this.#helperAttempts) this.#fail(head, new LockError(`${describe(target)} failed: ${reason}`));
+    } else if (phase === 'held' && target.grant !== undefined) {
+      const grant = target.grant;
+      target.grant = undefined;
+      if (target.key !== undefined) state.heldRecords--;
+      this.#log?.warning(`Lost ${describe(target)}: ${reason}`);
+      grant.markLost();
+    }
+    this.#pump(target);
+    this.#helperSlotFreed(state);
+    this.#pumpFreeze(state);
   }
 
   #helperSlotFreed(state: DatabaseState): void {
@@ -426,115 +406,14 @@ export class LockScheduler {
     }
   }
 
-  // ---- freeze
-
-  #pumpFreeze(state: DatabaseState): void {
-    while (state.freeze === 'none') {
-      const head = state.freezeQueue.peek();
-      if (head === undefined) {
-        this.#thaw(state);
-        return;
-      }
-      if (state.heldRecords > 0) return; // served when the last record grant is released
-      let locked: boolean;
-      try {
-        locked = state.database.tryLockAll();
-      } catch (err) {
-        this.#fail(head, new LockError(`${this.#describe(head)}: ${(err as Error).message}`));
-        continue;
-      }
-      if (locked) {
-        this.#grantFreeze(state, head, 'daemon');
-        return;
-      }
-      if (state.helpers >= this.#limit) return; // the next helper to exit hands us its slot
-      head.attempts++;
-      try {
-        state.freezeHelper = this.#launcher.launch(state.database, undefined, {
-          locked: () => this.#freezeHelperLocked(state),
-          exited: (reason) => this.#freezeHelperExited(state, reason),
-        });
-      } catch (err) {
-        this.#fail(head, new LockError(`${this.#describe(head)}: cannot start lock helper: ${(err as Error).message}`));
-        continue;
-      }
-      state.freeze = 'helper';
-      this.#helperStarted(state);
-      state.freezeWarnTimer = this.#warnLater(head, () => state.freezeQueue.peek());
-    }
-  }
-
-  #freezeHelperLocked(state: DatabaseState): void {
-    clearTimeout(state.freezeWarnTimer);
-    if (state.freeze !== 'helper') return;
-    const head = state.freezeQueue.peek();
-    if (head === undefined) {
-      state.freezeHelper?.release();
-      state.freeze = 'draining';
-      return;
-    }
-    this.#grantFreeze(state, head, 'helper');
-  }
-
-  #freezeHelperExited(state: DatabaseState, reason: string): void {
-    clearTimeout(state.freezeWarnTimer);
-    this.#helperStopped(state);
-    state.freezeHelper = undefined;
-    const phase = state.freeze;
-    state.freeze = 'none';
-    if (phase === 'helper') {
-      const head = state.freezeQueue.peek();
-      if (head !== undefined && head.attempts >= this.#helperAttempts) {
-        this.#fail(head, new LockError(`${this.#describe(head)} failed: ${reason}`));
-      }
-    } else if (phase === 'held' && state.freezeGrant !== undefined) {
-      const grant = state.freezeGrant;
-      state.freezeGrant = undefined;
-      this.#log?.warning(`Lost DB lock on database ${state.database.name}: ${reason}`);
-      grant.markLost();
-    }
-    this.#pumpFreeze(state);
-    this.#helperSlotFreed(state);
-  }
-
-  #grantFreeze(state: DatabaseState, request: Request, holder: LockHolder): void {
-    state.freezeQueue.remove(request.node!);
-    state.freeze = 'held';
-    const grant = new Grant(state.database, undefined, holder, () => this.#releaseFreeze(state));
-    state.freezeGrant = grant;
-    this.#deliver(request, grant);
-  }
-
-  #releaseFreeze(state: DatabaseState): void {
-    state.freezeGrant = undefined;
-    if (state.freezeHelper !== undefined) {
-      state.freezeHelper.release();
-      state.freeze = 'draining';
-      return;
-    }
-    try {
-      state.database.unlockAll();
-    } catch (err) {
-      this.#log?.warning(`Unable to unlock DB ${state.database.name}: ${(err as Error).message}`);
-    }
-    state.freeze = 'none';
-    this.#pumpFreeze(state);
-  }
-
-  // Records that waited out the freeze run again, then records waiting for helper slots.
-  #thaw(state: DatabaseState): void {
-    for (let record = state.blocked.peek(); record !== undefined; record = state.blocked.peek()) {
-      this.#unpark(record, state.blocked);
-      this.#pumpRecord(record);
-    }
-    this.#helperSlotFreed(state);
-  }
-
-  // ---- completion
-
-  #deliver(request: Request, grant: Grant): void {
+  #grant(target: LockTarget, request: Request, holder: LockHolder): void {
+    target.waiters.remove(request.node!);
     request.node = undefined;
-    const counters = request.database.counters;
+    target.phase = 'held';
+    if (target.key !== undefined) target.database.heldRecords++;
+    const grant = new Grant(target.database.database, target.key, holder, () => this.#release(target));
+    target.grant = grant;
+    const counters = target.database.counters;
     counters.pendingDelta(-1);
     if (request !== this.#submitting) counters.locked((nowMs() - request.start) / 1000);
     queueMicrotask(() => {
@@ -543,13 +422,32 @@ export class LockScheduler {
     });
   }
 
-  #fail(request: Request, error: LockError): void {
-    if (request.node !== undefined) {
-      (request.record?.waiters ?? request.database.freezeQueue).remove(request.node);
-      request.node = undefined;
+  #release(target: LockTarget): void {
+    const state = target.database;
+    target.grant = undefined;
+    if (target.key !== undefined) state.heldRecords--;
+    if (target.helper !== undefined) {
+      target.helper.release();
+      target.phase = 'draining'; // the next try must wait until the helper has unlocked
+    } else {
+      try {
+        if (target.key === undefined) state.database.unlockAll();
+        else state.database.unlockRecord(target.key);
+      } catch (err) {
+        this.#log?.warning(`Unable to unlock ${describe(target)}: ${(err as Error).message}`);
+      }
+      target.phase = 'idle';
+      this.#pump(target);
     }
-    request.database.counters.pendingDelta(-1);
-    request.database.counters.failed();
+    this.#pumpFreeze(state);
+  }
+
+  #fail(request: Request, error: LockError): void {
+    const counters = request.target.database.counters;
+    if (request.node !== undefined) request.target.waiters.remove(request.node);
+    request.node = undefined;
+    counters.pendingDelta(-1);
+    counters.failed();
     queueMicrotask(() => {
       if (!request.cancelled) request.callback(error);
     });
@@ -559,44 +457,45 @@ export class LockScheduler {
     if (request.cancelled) return;
     request.cancelled = true;
     if (request.node === undefined) return; // granted or failed: delivery handles it
-    const state = request.database;
-    const record = request.record;
-    (record?.waiters ?? state.freezeQueue).remove(request.node);
+    const target = request.target;
+    const state = target.database;
+    target.waiters.remove(request.node);
     request.node = undefined;
     state.counters.pendingDelta(-1);
-    if (record === undefined) {
-      if (state.freezeQueue.size === 0 && state.freeze === 'helper') state.freezeHelper?.kill();
+    if (target.waiters.size > 0) return;
+    if (target.phase === 'helper') target.helper?.kill();
+    if (target.key === undefined) {
       this.#pumpFreeze(state);
       return;
     }
-    if (record.waiters.size > 0) return;
-    if (record.phase === 'helper') record.helper?.kill();
-    else if (record.phase === 'slot') this.#unpark(record, state.slotWaiters);
+    const record = target as RecordState;
+    if (record.phase === 'slot') this.#unpark(record, state.slotWaiters);
     else if (record.phase === 'blocked') this.#unpark(record, state.blocked);
     if (record.phase === 'idle') state.records.delete(record.id);
   }
 
   // ---- "waited too long" log, as ctdbd: after warnAfterSeconds, then every warnAfterSeconds
 
-  #warnLater(request: Request, currentHead: () => Request | undefined): NodeJS.Timeout | undefined {
+  #warnLater(target: LockTarget): NodeJS.Timeout | undefined {
     if (this.#log === undefined || this.#warnAfterMs <= 0) return undefined;
     const timer = setInterval(() => {
-      const head = currentHead() ?? request;
+      const head = target.waiters.peek();
+      if (head === undefined) return;
       const seconds = Math.round((nowMs() - head.start) / 1000);
-      const name = head.database.database.name;
+      const name = target.database.database.name;
       // ctdbd's wording, which admins grep for
       this.#log?.warning(
-        head.record === undefined
+        target.key === undefined
           ? `Unable to get DB lock on database ${name} for ${seconds} seconds`
-          : `Unable to get RECORD lock on database ${name} for ${seconds} seconds (key ${hexKey(head.record.key)})`,
+          : `Unable to get RECORD lock on database ${name} for ${seconds} seconds (key ${hexKey(target.key)})`,
       );
     }, this.#warnAfterMs);
     timer.unref();
     return timer;
   }
 
-  #stopWarning(record: RecordState): void {
-    clearInterval(record.warnTimer);
-    record.warnTimer = undefined;
+  #stopWarning(target: LockTarget): void {
+    clearInterval(target.warnTimer);
+    target.warnTimer = undefined;
   }
 }
