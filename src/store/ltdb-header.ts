@@ -2,6 +2,7 @@
 // front of every value in its databases. These helpers split and build such values.
 import { encode } from '../protocol/codec';
 import { LTDB_HEADER_SIZE, ltdbHeaderCodec, type LtdbHeader } from '../protocol/types';
+import type { TdbFile, TdbKey } from './tdb-file';
 
 export { LTDB_HEADER_SIZE, type LtdbHeader };
 
@@ -28,4 +29,15 @@ export function buildLtdbRecord(header: LtdbHeader, data: Buffer = Buffer.alloc(
 /** True when a value is a bare header: CTDB's way of marking a deleted record. */
 export function isEmptyLtdbRecord(value: Buffer): boolean {
   return value.length === LTDB_HEADER_SIZE;
+}
+
+/** The record under `key` split into ctdb header and data, or undefined if absent. */
+export function fetchLtdbRecord(db: TdbFile, key: TdbKey): LtdbRecord | undefined {
+  const value = db.fetch(key);
+  return value === undefined ? undefined : parseLtdbRecord(value);
+}
+
+/** Stores `data` under `key` behind the ctdb header. */
+export function storeLtdbRecord(db: TdbFile, key: TdbKey, header: LtdbHeader, data?: Buffer): void {
+  db.store(key, buildLtdbRecord(header, data));
 }

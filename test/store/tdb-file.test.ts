@@ -11,11 +11,13 @@ import {
   TdbFlag,
   buildLtdbRecord,
   escapeTdbData,
+  fetchLtdbRecord,
   formatDumpRecord,
   formatLtdbValue,
   isEmptyLtdbRecord,
   parseDump,
   parseLtdbRecord,
+  storeLtdbRecord,
   tdbHash,
 } from '../../src/store';
 import { DIST_TOOLS, ORACLE, PYTHON, ensureToolsBuilt, exitOf, makeTempDir, oracle, parseHexDump, run, withChildren } from './helpers';
@@ -266,6 +268,14 @@ describe('ltdb header and dump format', () => {
     expect(parseLtdbRecord(value)).toEqual({ header, data: Buffer.from('data') });
     expect(isEmptyLtdbRecord(buildLtdbRecord(header))).toBe(true);
     expect(() => parseLtdbRecord(Buffer.alloc(10))).toThrow('too short');
+    const db = TdbFile.open(fresh('ltdb'), { flags: CTDB_VOLATILE_FLAGS, hashSize: 101 });
+    try {
+      storeLtdbRecord(db, 'key', header, Buffer.from('value'));
+      expect(fetchLtdbRecord(db, 'key')).toEqual({ header, data: Buffer.from('value') });
+      expect(fetchLtdbRecord(db, 'none')).toBeUndefined();
+    } finally {
+      db.close();
+    }
   });
 
   test('escaping and ltdbtool-style records', () => {
