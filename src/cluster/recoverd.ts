@@ -3,7 +3,8 @@
 // recovery modes, node maps, vnn maps, cluster lock — and runs a recovery when they
 // disagree, hands out ban credits to nodes that make recoveries fail, and performs
 // takeover runs. Election and leader announcements live in election.ts.
-import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
   Capability,
   ControlCode,
@@ -27,16 +28,9 @@ import { BanCredits } from './ban-credits';
 import { Election } from './election';
 import type { ClusterLock } from './election';
 import { OperationGate } from './op-gate';
+import { CtdbClient } from '../client/ctdb-client';
+import { NodeFailure, RecoveryPipeline, recoverCluster } from '../recovery';
 
-/** A recovery step failed on one node: that node earns the ban credits. */
-class NodeFailure extends Error {
-  constructor(
-    readonly pnn: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export class Recoverd {
   readonly election: Election;
@@ -50,6 +44,9 @@ export class Recoverd {
   #lastCulprit: number;
   #loopTimer: NodeJS.Timeout | null = null;
   #stopped = false;
+  /** Like ctdbd's recoverd, a client of its own daemon: the recovery talks to every node through it. */
+  #client: CtdbClient | null = null;
+  readonly #pipeline = new RecoveryPipeline();
   recoveryCount = 0;
 
   constructor(
@@ -97,6 +94,7 @@ export class Recoverd {
     this.#on('REBALANCE_NODE', () => undefined);
     this.#on('MEM_DUMP', (m) => this.d.sendMessage(m.pnn, m.srvid, Buffer.from(memoryReport() + '\0')));
     this.log.notice('monitor_cluster starting');
+    void this.#localClient().catch((err: Error) => this.log.error(`Cannot connect to the local daemon: ${err.message}`));
     this.election.start();
     this.#mainLoop();
   }
@@ -105,6 +103,14 @@ export class Recoverd {
     this.#stopped = true;
     if (this.#loopTimer !== null) clearTimeout(this.#loopTimer);
     this.election.stop();
+    this.#client?.close();
+    void this.#pipeline.close();
+  }
+
+  /** Our connection to the local daemon, (re)opened on demand. */
+  async #localClient(): Promise<CtdbClient> {
+    if (this.#client === null || this.#client.closedBy !== null) this.#client = await CtdbClient.connect(this.d.paths.socket);
+    return this.#client;
   }
 
   get isLeader(): boolean {
@@ -363,25 +369,29 @@ export class Recoverd {
         throw new Error('cluster lock not held');
       }
       this.log.notice(`Recovery initiated due to problem with node ${this.#lastCulprit}`);
-      const active = this.#activeNodes();
-      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE), active);
-      this.log.notice('Set recovery mode to ACTIVE');
-      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.START_RECOVERY, undefined), active);
-      const lmasters = this.#lmasters(active);
-      const vnnMap: VnnMap = { generation: newGeneration(), map: lmasters.length > 0 ? lmasters : active };
-      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SETVNNMAP, vnnMap), active);
-      this.log.notice('updated VNNMAP');
-      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.SET_RECMODE, RecMode.NORMAL), active);
-      this.log.notice('Set recovery mode to NORMAL');
-      await this.#onActiveNodes((pnn) => this.d.router.call(pnn, ControlCode.END_RECOVERY, undefined), active);
+      fs.mkdirSync(this.d.config.database.stateDbDir, { recursive: true });
+      const stagingDir = fs.mkdtempSync(path.join(this.d.config.database.stateDbDir, `recovery.${this.d.pnn}.`));
+      const result = await recoverCluster(await this.#localClient(), this.#pipeline, {
+        socketPath: this.d.paths.socket,
+        stagingDir,
+        onProgress: (db, attempt) =>
+          this.log.notice(
+            db.ok
+              ? `Recovered database ${db.name}: ${db.records} records in ${db.durationMs.toFixed(1)} ms`
+              : `Recovery of database ${db.name} failed (attempt ${attempt}): ${db.error ?? 'unknown error'}`,
+          ),
+      }).finally(() => fs.rmSync(stagingDir, { recursive: true, force: true }));
+      if (!result.ok) {
+        throw result.culprit === undefined ? new Error(result.error ?? 'recovery failed') : new NodeFailure(result.culprit, result.error ?? 'recovery failed');
+      }
+      const dbCount = result.report?.results.length ?? 0;
+      this.log.notice(`${dbCount} of ${dbCount} databases recovered, generation 0x${result.generation.toString(16)}`);
       await this.#takeoverRun();
       this.d.sendMessage(Pnn.BROADCAST_CONNECTED, Srvid.RECONFIGURE, Buffer.alloc(0));
       this.recoveryCount++;
       this.#needRecovery = false;
       this.#credits.reset();
-      this.log.notice(
-        `Recovery complete: generation 0x${vnnMap.generation.toString(16)} in ${(performance.now() - started).toFixed(1)} ms`,
-      );
+      this.log.notice(`Recovery complete in ${(performance.now() - started).toFixed(1)} ms`);
       this.#recoveries.end();
       const rerecovery = this.d.tunables.values.RerecoveryTimeout;
       if (rerecovery > 0) {
@@ -438,13 +448,6 @@ function int32(value: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeInt32LE(value, 0);
   return b;
-}
-
-function newGeneration(): number {
-  let generation: number;
-  do generation = randomInt(0, 0x100000000);
-  while (generation === INVALID_GENERATION);
-  return generation;
 }
 
 function sameMap(a: VnnMap, b: VnnMap): boolean {

@@ -281,9 +281,8 @@ export class Daemon implements RouterHost {
     }, 0);
   }
 
-  /** Connected clients, counting the in-process recovery master as the client it is in ctdbd. */
   clientCount(): number {
-    return this.clients.size + 1;
+    return this.clients.size;
   }
 
   liveState(): LiveState {

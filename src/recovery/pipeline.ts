@@ -74,27 +74,36 @@ function compiledWorker(): string {
 }
 
 export class RecoveryPipeline {
-  readonly #pool: Piscina<RecoverDbTask, RecoverDbResult>;
+  /** Started at the first recovery that has databases: a daemon without any needs no threads. */
+  #pool: Piscina<RecoverDbTask, RecoverDbResult> | null = null;
+  readonly #options: RecoveryPipelineOptions;
   readonly #attempts: number;
   /** Ports of the tasks in flight, for cancellation. */
   readonly #running = new Set<MessagePort>();
   #closed = false;
 
   constructor(options: RecoveryPipelineOptions = {}) {
+    this.#options = options;
     this.#attempts = Math.max(1, options.attempts ?? DEFAULT_ATTEMPTS);
+  }
+
+  get threads(): number {
+    return this.#pool?.threads.length ?? 0;
+  }
+
+  #startedPool(): Piscina<RecoverDbTask, RecoverDbResult> {
+    if (this.#pool !== null) return this.#pool;
+    const options = this.#options;
     const threads = Math.max(1, options.threads ?? Math.min(MAX_DEFAULT_THREADS, os.availableParallelism()));
     this.#pool = new Piscina<RecoverDbTask, RecoverDbResult>({
       filename: options.workerFile ?? compiledWorker(),
       minThreads: threads,
       maxThreads: threads,
       concurrentTasksPerWorker: options.concurrentTasksPerWorker ?? DEFAULT_TASKS_PER_WORKER,
-      // Recoveries are rare but must start fast: keep the threads.
+      // Recoveries are rare but must start fast once there are databases: keep the threads.
       idleTimeout: Infinity,
     });
-  }
-
-  get threads(): number {
-    return this.#pool.threads.length;
+    return this.#pool;
   }
 
   /** Recovers all databases in parallel; never rejects for a database's failure (see report.ok). */
@@ -122,7 +131,7 @@ export class RecoveryPipeline {
     if (this.#closed) return;
     this.#closed = true;
     for (const port of this.#running) port.postMessage(CANCEL_MESSAGE);
-    await this.#pool.close();
+    await this.#pool?.close();
   }
 
   /**
@@ -135,7 +144,7 @@ export class RecoveryPipeline {
     ours.on('message', (message: PhaseMessage) => options.onPhase?.(message));
     this.#running.add(ours);
     try {
-      return await this.#pool.run({ ...task, port: theirs }, { transferList: [theirs] });
+      return await this.#startedPool().run({ ...task, port: theirs }, { transferList: [theirs] });
     } catch (err) {
       return { dbId: task.dbId, name: task.name, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error: `recovery of database ${task.name}: ${(err as Error).message}` };
     } finally {

@@ -12,6 +12,14 @@ describe('ctdb tool on three nodes: ours side by side with the real ctdbd', () =
     await Promise.all([ours().waitUntilHealthy(), real().waitUntilHealthy()]);
   }, 120_000);
 
+  it('every node names the same leader, in both clusters', async () => {
+    for (const cluster of [ours(), real()]) {
+      const leaders = await Promise.all([0, 1, 2].map(async (p) => (await cluster.ctdb(p, ['leader'])).stdout.trim()));
+      expect(new Set(leaders).size, `${cluster.impl}: ${leaders.join(',')}`).toBe(1);
+      expect(leaders[0]).toMatch(/^[012]$/);
+    }
+  });
+
   for (const args of [
     ['status'],
     ['-X', 'status'],
@@ -27,7 +35,8 @@ describe('ctdb tool on three nodes: ours side by side with the real ctdbd', () =
     ['ipreallocate'],
   ]) {
     it(`ctdb ${args.join(' ')}`, async () => {
-      for (const pnn of [0, 2]) await compareTool(ours(), real(), pnn, args);
+      const leaderShown = args.includes('status') || args.includes('leader');
+      for (const pnn of [0, 2]) await compareTool(ours(), real(), pnn, args, { leader: leaderShown });
     });
   }
 });

@@ -7,6 +7,8 @@ import type { TestCluster, ToolResult } from '../harness/cluster';
 export interface Masking {
   /** Also mask every number (for counters that depend on internal traffic). */
   numbers?: boolean;
+  /** Mask the leader's pnn: which node wins an election depends on start-up timing, in both daemons. */
+  leader?: boolean;
 }
 
 const DATE = /\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ \d\d:\d\d:\d\d \d{4}\b/g;
@@ -24,6 +26,7 @@ export function mask(text: string, cluster: TestCluster, options: Masking = {}):
     .replace(/Generation:\d+/g, 'Generation:<gen>')
     .replace(/\|\d{6,}\|/g, '|<num>|');
   for (const n of cluster.nodes) if (n.pid !== undefined) out = out.split(String(n.pid)).join('<pid>');
+  if (options.leader === true) out = out.replace(/^Leader:\d+$/m, 'Leader:<leader>').replace(/^\d+\n$/, '<leader>\n');
   if (options.numbers === true) out = out.replace(/\d+(\.\d+)?/g, '<n>');
   // Column alignment follows the widest value; compare words, not padding.
   return out.replace(/[ \t]+/g, ' ');
