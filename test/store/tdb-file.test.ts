@@ -175,6 +175,25 @@ describe('locks', () => {
     }));
 });
 
+describe('sharing with smbd-style openers', () => {
+  test('a libtdb CLEAR_IF_FIRST opener neither wipes our file nor re-initialises its mutexes', () =>
+    withChildren(async (children) => {
+      const file = fresh('volatile');
+      const db = TdbFile.open(file, { flags: CTDB_VOLATILE_FLAGS, hashSize: 100001 });
+      try {
+        db.store('ours', 'kept');
+        const smbd = children.spawn(PYTHON, [ORACLE, 'lockchain', file, String(CTDB_VOLATILE_FLAGS), 'theirs']);
+        expect((await exitOf(smbd)).stdout.trim()).toBe('ok');
+        expect(db.fetch('ours')?.toString()).toBe('kept');
+        expect(db.fetch('theirs')?.toString()).toBe('python');
+        expect(db.chainLockNonblock('theirs')).toBe(true); // its mutex was left unlocked and valid
+        db.chainUnlock('theirs');
+      } finally {
+        db.close();
+      }
+    }));
+});
+
 describe('transactions', () => {
   test('commit, cancel, nesting and prepare', () => {
     const db = TdbFile.open(fresh('txn'), { flags: TdbFlag.NOSYNC });
