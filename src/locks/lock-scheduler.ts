@@ -81,21 +81,26 @@ interface Request {
   cancelled: boolean;
 }
 
-/** One lockable thing: a record (key set) or a whole database (key undefined), and its FIFO. */
+/**
+ * One lockable thing, a record (key set) or a whole database (key undefined), and its FIFO.
+ * Both kinds have the same fields so the hot paths see one object shape.
+ */
 interface LockTarget {
   readonly database: DatabaseState;
   readonly key: Buffer | undefined;
+  /** The records map key ('' for the database). */
+  readonly id: string;
   readonly waiters: LinkedQueue<Request>;
   phase: Phase;
   helper: LockHelperHandle | undefined;
   grant: Grant | undefined;
   warnTimer: NodeJS.Timeout | undefined;
+  /** Records only: the node in slotWaiters or blocked. */
+  parked: QueueNode<RecordState> | undefined;
 }
 
 interface RecordState extends LockTarget {
-  readonly id: string;
   readonly key: Buffer;
-  parked: QueueNode<RecordState> | undefined; // in slotWaiters or blocked
 }
 
 class DatabaseState {
@@ -112,7 +117,7 @@ class DatabaseState {
     readonly database: LockDatabase,
     readonly counters: LockCounters,
   ) {
-    this.freeze = newTarget(this, undefined);
+    this.freeze = newTarget(this, undefined, '');
   }
 }
 
@@ -153,8 +158,18 @@ function describe(target: LockTarget): string {
   return target.key === undefined ? `DB lock on database ${name}` : `RECORD lock on database ${name} (key ${hexKey(target.key)})`;
 }
 
-function newTarget(database: DatabaseState, key: Buffer | undefined): LockTarget {
-  return { database, key, waiters: new LinkedQueue<Request>(), phase: 'idle', helper: undefined, grant: undefined, warnTimer: undefined };
+function newTarget(database: DatabaseState, key: Buffer | undefined, id: string): LockTarget {
+  return {
+    database,
+    key,
+    id,
+    waiters: new LinkedQueue<Request>(),
+    phase: 'idle',
+    helper: undefined,
+    grant: undefined,
+    warnTimer: undefined,
+    parked: undefined,
+  };
 }
 
 export class LockScheduler {
@@ -199,8 +214,7 @@ export class LockScheduler {
     const id = key.toString('latin1');
     let record = state.records.get(id);
     if (record === undefined) {
-      const copy = Buffer.from(key);
-      record = { ...newTarget(state, copy), id, key: copy, parked: undefined };
+      record = newTarget(state, Buffer.from(key), id) as RecordState;
       state.records.set(id, record);
     }
     return this.#submit(record, callback, () => this.#pumpRecord(record));
