@@ -238,8 +238,8 @@ void Cleanup(void* arg) {
   auto* context = static_cast<SpawnContext*>(arg);
   for (auto& [id, child] : context->children) {
     PidfdSignal(child->pidfd, SIGKILL);
-    siginfo_t info;
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child->pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+    // By pid, not pidfd: libuv made the pidfd non-blocking. Unreaped, the pid cannot be reused.
+    while (waitpid(child->pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     if (child->channel >= 0) {
       uv_close(reinterpret_cast<uv_handle_t*>(&child->channel_poll), nullptr);

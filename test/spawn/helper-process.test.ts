@@ -87,3 +87,20 @@ describe('HelperProcess (vfork+exec, pidfd reaping)', () => {
     expect(exits.map((e) => e.exit.code)).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 });
+
+describe('HelperProcess in a worker thread', () => {
+  it('kills and reaps its helpers when the worker goes away', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const script = `
+      const { parentPort } = require('node:worker_threads');
+      const { HelperProcess } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/src/spawn'))});
+      const helper = HelperProcess.spawn('/bin/sleep', ['30']);
+      parentPort.postMessage(helper.pid);`;
+    const worker = new Worker(script, { eval: true });
+    const pid = await new Promise<number>((resolve) => worker.once('message', resolve));
+    expect(() => process.kill(pid, 0)).not.toThrow();
+    await worker.terminate();
+    // reaped by the worker's cleanup hook: the pid no longer exists, not even as a zombie
+    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+  });
+});
