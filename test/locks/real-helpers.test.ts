@@ -1,6 +1,6 @@
 // The scheduler with real ctdb_lock_helper processes and a real libtdb user (python3 + ctypes on
 // Debian's libtdb) holding chain locks, in both locking modes.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import {
   type LockGrant,
   type LockHelperLauncher,
 } from '../../src/locks';
-import { runningHelpers } from '../../src/spawn';
+import { helperExecutable, runningHelpers } from '../../src/spawn';
 import { CTDB_VOLATILE_FLAGS, TdbFile, TdbFlag } from '../../src/store';
 
 const HOLDER = path.join(__dirname, 'fixtures', 'libtdb-holder.py');
@@ -219,5 +219,45 @@ describe('1000 requests with real helpers', () => {
     expect(maxHelpers).toBeGreaterThan(0);
     expect(grantLog.slice(...freezeWindow)).not.toContain('a.tdb');
     expect(scheduler.statistics.numPending).toBe(0);
+  });
+});
+
+describe('ctdb_lock_helper on bad input', () => {
+  function runHelper(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(helperExecutable('ctdb_lock_helper'), args, (error, _stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stderr }));
+    });
+  }
+
+  it.each([
+    [[], /usage: ctdb_lock_helper/],
+    [[String(process.pid), '2', 'RECORD', '/x.tdb', '0x0'], /usage/],
+    [[String(process.pid), '2', 'LOCK', '/x.tdb', '0x0'], /usage/],
+    [[String(process.pid), '2', 'RECORD', '/x.tdb', 'flags', '00'], /bad tdb flags 'flags'/],
+    [[String(process.pid), '2', 'RECORD', '/x.tdb', '0x0', 'abc'], /key 'abc' is not hexadecimal/],
+    [[String(process.pid), '2', 'RECORD', '/x.tdb', '0x0', 'zz'], /key 'zz' is not hexadecimal/],
+    [[String(process.pid), '2', 'DB', '/nonexistent/x.tdb', '0x0'], /cannot open \/nonexistent\/x\.tdb/],
+  ])('%j fails with a clear message', async (args, message) => {
+    const { code, stderr } = await runHelper(args);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+  });
+
+  it('a request whose helper cannot open the database fails cleanly', async () => {
+    const scheduler = new LockScheduler({ launcher: processLockHelperLauncher() });
+    schedulers.push(scheduler);
+    const missing: LockDatabase = {
+      name: 'missing.tdb',
+      path: path.join(dir, 'missing.tdb'),
+      tdbFlags: 0,
+      tryLockRecord: () => false,
+      unlockRecord: () => undefined,
+      tryLockAll: () => false,
+      unlockAll: () => undefined,
+    };
+    const result = await new Promise((resolve) => scheduler.lockRecord(missing, Buffer.from('k'), resolve));
+    expect(result).toBeInstanceOf(LockError);
+    expect((result as Error).message).toMatch(/RECORD lock on database missing\.tdb \(key 6B\) failed: lock helper \d+ reported failure, exited with status 1/);
+    expect(scheduler.statistics.numFailed).toBe(1);
   });
 });
