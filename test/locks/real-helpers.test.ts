@@ -69,6 +69,19 @@ function lock(scheduler: LockScheduler, db: LockDatabase, key: string): Promise<
   );
 }
 
+/**
+ * `grant` came from a helper, which really holds the chain of `key` (a libtdb-style try from this
+ * process fails); once released, the daemon locks `key` itself again.
+ */
+async function expectHelperHoldsThenHandsBack(scheduler: LockScheduler, db: LockDatabase, file: TdbFile, grant: LockGrant, key: string): Promise<void> {
+  expect(grant.holder).toBe('helper');
+  expect(file.chainLockNonblock(key)).toBe(false);
+  grant.release();
+  const again = await lock(scheduler, db, key);
+  expect(again.holder).toBe('daemon');
+  again.release();
+}
+
 /** The real launcher, remembering each helper's pid. */
 function recordingLauncher(pids: number[]): LockHelperLauncher {
   const real = processLockHelperLauncher();
@@ -103,13 +116,7 @@ describe.each([
     await holder.release();
     const { grant, at } = await busy;
     expect(at).toBeGreaterThanOrEqual(300);
-    expect(grant.holder).toBe('helper');
-    // while our helper holds the chain, libtdb cannot take it
-    expect(file.chainLockNonblock('busy')).toBe(false);
-    grant.release();
-    const again = await lock(scheduler, db, 'busy');
-    expect(again.holder).toBe('daemon');
-    again.release();
+    await expectHelperHoldsThenHandsBack(scheduler, db, file, grant, 'busy');
     // waits: 'busy' behind libtdb (0.1 s .. 1 s), then 'again' behind the exiting helper (< 0.1 s)
     expect(scheduler.statistics.numCalls).toBe(2);
     expect(scheduler.statistics.buckets[3]).toBe(1);
@@ -152,12 +159,7 @@ describe.each([
     await sleep(100);
     await holder.release();
     const grant = await frozen;
-    expect(grant.holder).toBe('helper');
-    expect(file.chainLockNonblock('y')).toBe(false);
-    grant.release();
-    const record = await lock(scheduler, db, 'y');
-    expect(record.holder).toBe('daemon');
-    record.release();
+    await expectHelperHoldsThenHandsBack(scheduler, db, file, grant, 'y');
   });
 });
 
