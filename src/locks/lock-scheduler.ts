@@ -153,6 +153,11 @@ function hexKey(key: Buffer): string {
   return key.toString('hex').toUpperCase();
 }
 
+function checkedLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`LockProcessesPerDB must be a positive integer, got ${limit}`);
+  return limit;
+}
+
 function describe(target: LockTarget): string {
   const name = target.database.database.name;
   return target.key === undefined ? `DB lock on database ${name}` : `RECORD lock on database ${name} (key ${hexKey(target.key)})`;
@@ -174,7 +179,7 @@ function newTarget(database: DatabaseState, key: Buffer | undefined, id: string)
 
 export class LockScheduler {
   readonly #launcher: LockHelperLauncher;
-  readonly #limit: number;
+  #limit: number;
   readonly #log: Pick<Logger, 'warning'> | undefined;
   readonly #warnAfterMs: number;
   readonly #helperAttempts: number;
@@ -184,13 +189,17 @@ export class LockScheduler {
   #closed = false;
 
   constructor(options: LockSchedulerOptions) {
-    const limit = options.helpersPerDatabase ?? DEFAULT_LOCK_PROCESSES_PER_DB;
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`LockProcessesPerDB must be a positive integer, got ${limit}`);
     this.#launcher = options.launcher;
-    this.#limit = limit;
+    this.#limit = checkedLimit(options.helpersPerDatabase ?? DEFAULT_LOCK_PROCESSES_PER_DB);
     this.#log = options.log;
     this.#warnAfterMs = (options.warnAfterSeconds ?? DEFAULT_WARN_AFTER_SECONDS) * 1000;
     this.#helperAttempts = options.helperAttempts ?? DEFAULT_HELPER_ATTEMPTS;
+  }
+
+  /** LockProcessesPerDB changed at run time (`ctdb setvar`): a higher limit starts waiting helpers now. */
+  setHelpersPerDatabase(limit: number): void {
+    this.#limit = checkedLimit(limit);
+    for (const state of this.#databases.values()) this.#helperSlotFreed(state);
   }
 
   /** Daemon-wide lock statistics (the `locks` part of `ctdb statistics`). */

@@ -196,6 +196,23 @@ describe('LockScheduler with scripted contention', () => {
 
   it('rejects a bad LockProcessesPerDB', () => {
     expect(() => new LockScheduler({ launcher: new FakeLauncher(), helpersPerDatabase: 0 })).toThrow(RangeError);
+    expect(() => new LockScheduler({ launcher: new FakeLauncher() }).setHelpersPerDatabase(1.5)).toThrow(RangeError);
+  });
+
+  it('a raised LockProcessesPerDB starts helpers that were waiting for a slot', async () => {
+    const db = new FakeDatabase('i.tdb');
+    const launcher = new FakeLauncher();
+    const scheduler = new LockScheduler({ launcher, helpersPerDatabase: 1 });
+    db.holdExternally('a');
+    db.holdExternally('b');
+    const both = ['a', 'b'].map((key) => new Promise<LockGrant | LockError>((resolve) => scheduler.lockRecord(db, Buffer.from(key), resolve)));
+    await sleep(3);
+    expect(launcher.running.get('i.tdb')).toBe(1);
+    scheduler.setHelpersPerDatabase(2);
+    expect(launcher.running.get('i.tdb')).toBe(2);
+    db.releaseExternally('a');
+    db.releaseExternally('b');
+    for (const result of await Promise.all(both)) grantOf(result).release();
   });
 });
 
