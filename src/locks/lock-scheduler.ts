@@ -39,7 +39,11 @@ export interface LockGrant {
   readonly database: LockDatabase;
   /** undefined for a database (freeze) lock. */
   readonly key: Buffer | undefined;
-  /** Who holds the lock: this process, or a helper process on its behalf. */
+  /**
+   * Who holds the lock: this process, or a helper process on its behalf. Under a helper's lock the
+   * daemon must access the record without locking the chain again (libtdb's tdb_chainlock_mark),
+   * or it would wait for its own helper.
+   */
   readonly holder: LockHolder;
   /** True once the lock is gone without release(): its helper died. */
   readonly lost: boolean;
