@@ -1,6 +1,7 @@
-// Cluster management on our daemons: start-up agreement, administrative states
-// (stop/continue, ban/unban, disable/enable, setleaderrole), leader failure and node
-// stalls. The Debian ctdb tool drives everything.
+// Cluster management: start-up agreement, administrative states (stop/continue,
+// ban/unban, disable/enable, setleaderrole), leader failure and node stalls, on our
+// daemons and — the same scenarios, side by side — on Debian's ctdbd. The Debian ctdb
+// tool drives everything.
 import { describe, expect, it } from 'vitest';
 import { TestCluster } from '../harness/cluster';
 import type { ClusterStatus } from './status';
@@ -27,14 +28,14 @@ async function agreed(
   return result as unknown as ClusterStatus;
 }
 
-describe('cluster management, 3 nodes', () => {
+for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 nodes (${impl})`, () => {
   it('start: all nodes OK with the same generation, vnn map and leader, recovery NORMAL', async () => {
     const started = performance.now();
-    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+    const cluster = await TestCluster.start({ nodes: 3, impl });
     const status = await agreed(cluster, [0, 1, 2], ALL_OK);
     expect(status.vnnmap.sort()).toEqual([0, 1, 2]);
     expect(status.nodes).toHaveLength(3);
-    console.log(`3 nodes agreed ${((performance.now() - started) / 1000).toFixed(1)} s after the first start`);
+    console.log(`${impl}: 3 nodes agreed ${((performance.now() - started) / 1000).toFixed(1)} s after the first start`);
   }, 90_000);
 
   for (const [what, enter, leave, state] of [
@@ -44,7 +45,7 @@ describe('cluster management, 3 nodes', () => {
     ['disable/enable', ['disable'], ['enable'], 'DISABLED'],
   ] as const) {
     it(`${what} on the leader: the command returns promptly, the role moves, and back`, async () => {
-      const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+      const cluster = await TestCluster.start({ nodes: 3, impl });
       const before = await agreed(cluster, [0, 1, 2], ALL_OK);
       const leader = Number(before.leader);
       const others = [0, 1, 2].filter((p) => p !== leader);
@@ -59,12 +60,12 @@ describe('cluster management, 3 nodes', () => {
       const back = await cluster.ctdb(leader, [...leave], { timeoutMs: 60_000 });
       expect(back.code, back.stderr).toBe(0);
       await agreed(cluster, [0, 1, 2], ALL_OK);
-      console.log(`${what}: '${enter.join(' ')}' returned in ${commandSeconds.toFixed(1)} s`);
+      console.log(`${impl} ${what}: '${enter.join(' ')}' returned in ${commandSeconds.toFixed(1)} s`);
     }, 150_000);
   }
 
   it('kill -9 of the leader: the others elect a new leader and recover; a restarted node rejoins', async () => {
-    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours' });
+    const cluster = await TestCluster.start({ nodes: 3, impl });
     const before = await agreed(cluster, [0, 1, 2], ALL_OK);
     const leader = Number(before.leader);
     const others = [0, 1, 2].filter((p) => p !== leader);
@@ -83,7 +84,7 @@ describe('cluster management, 3 nodes', () => {
   }, 150_000);
 
   it('a node stalled with SIGSTOP beyond the keepalive limit is dropped, and comes back after SIGCONT', async () => {
-    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours', tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
+    const cluster = await TestCluster.start({ nodes: 3, impl, tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
     await agreed(cluster, [0, 1, 2], ALL_OK);
     cluster.kill(2, 'SIGSTOP');
     try {
@@ -95,7 +96,7 @@ describe('cluster management, 3 nodes', () => {
   }, 150_000);
 });
 
-describe('cluster management, 5 nodes', () => {
+describe('cluster management, 5 nodes (ours)', () => {
   it('start, leader loss and rejoin', async () => {
     const cluster = await TestCluster.start({ nodes: 5, impl: 'ours' });
     const all = [0, 1, 2, 3, 4];
