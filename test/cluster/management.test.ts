@@ -9,6 +9,29 @@ import { clusterAgrees, statusOf } from './status';
 
 const ALL_OK = (): string => 'OK';
 
+/**
+ * Kills the leader of a healthy cluster with SIGKILL, waits until the others agree on a
+ * new leader and a new generation, restarts it and waits until everybody is OK again.
+ */
+async function leaderLossAndRejoin(cluster: TestCluster, nodes: number[]): Promise<void> {
+  const before = await agreed(cluster, nodes, ALL_OK, 60_000);
+  const leader = Number(before.leader);
+  const others = nodes.filter((p) => p !== leader);
+  cluster.kill(leader, 'SIGKILL');
+  const after = await agreed(
+    cluster,
+    others,
+    (p) => (p === leader ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'),
+    40_000,
+    (s) => s.generation !== before.generation && Number(s.leader) !== leader,
+  );
+  expect(after.vnnmap.sort()).toEqual(others);
+  await cluster.startNode(leader);
+  const rejoined = await agreed(cluster, nodes, ALL_OK, 60_000);
+  expect(rejoined.vnnmap.sort()).toEqual(nodes);
+  expect((await statusOf(cluster, leader))?.nodes).toHaveLength(nodes.length);
+}
+
 async function agreed(
   cluster: TestCluster,
   pnns: number[],
@@ -65,22 +88,7 @@ for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 no
   }
 
   it('kill -9 of the leader: the others elect a new leader and recover; a restarted node rejoins', async () => {
-    const cluster = await TestCluster.start({ nodes: 3, impl });
-    const before = await agreed(cluster, [0, 1, 2], ALL_OK);
-    const leader = Number(before.leader);
-    const others = [0, 1, 2].filter((p) => p !== leader);
-    cluster.kill(leader, 'SIGKILL');
-    const after = await agreed(
-      cluster,
-      others,
-      (p) => (p === leader ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'),
-      40_000,
-      (s) => s.generation !== before.generation && Number(s.leader) !== leader,
-    );
-    expect(after.vnnmap.sort()).toEqual(others);
-    await cluster.startNode(leader);
-    const rejoined = await agreed(cluster, [0, 1, 2], ALL_OK, 60_000);
-    expect(rejoined.vnnmap.sort()).toEqual([0, 1, 2]);
+    await leaderLossAndRejoin(await TestCluster.start({ nodes: 3, impl }), [0, 1, 2]);
   }, 150_000);
 
   it('a node stalled with SIGSTOP beyond the keepalive limit is dropped, and comes back after SIGCONT', async () => {
@@ -98,22 +106,6 @@ for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 no
 
 describe('cluster management, 5 nodes (ours)', () => {
   it('start, leader loss and rejoin', async () => {
-    const cluster = await TestCluster.start({ nodes: 5, impl: 'ours' });
-    const all = [0, 1, 2, 3, 4];
-    const before = await agreed(cluster, all, ALL_OK, 60_000);
-    const leader = Number(before.leader);
-    cluster.kill(leader, 'SIGKILL');
-    const rest = all.filter((p) => p !== leader);
-    const after = await agreed(
-      cluster,
-      rest,
-      (p) => (p === leader ? 'DISCONNECTED|UNHEALTHY|INACTIVE' : 'OK'),
-      40_000,
-      (s) => s.generation !== before.generation && Number(s.leader) !== leader,
-    );
-    expect(after.vnnmap.sort()).toEqual(rest);
-    await cluster.startNode(leader);
-    await agreed(cluster, all, ALL_OK, 60_000);
-    expect((await statusOf(cluster, leader))?.nodes).toHaveLength(5);
+    await leaderLossAndRejoin(await TestCluster.start({ nodes: 5, impl: 'ours' }), [0, 1, 2, 3, 4]);
   }, 180_000);
 });
