@@ -46,6 +46,7 @@ import { StatisticsCollector, updateLatency } from './statistics';
 import type { LiveState } from './statistics';
 import { dispatchControl } from './controls';
 import { createPidFile } from './pidfile';
+import { DatabaseRegistry } from '../database/registry';
 import type { PidFile } from './pidfile';
 
 export interface DaemonOptions {
@@ -79,6 +80,7 @@ export class Daemon implements RouterHost {
   readonly recoverd: Recoverd;
   readonly io: NativeIo;
   readonly ban: BanTimer;
+  readonly databases: DatabaseRegistry;
   lastRecoveryStarted: Timeval = ZERO_TIMEVAL;
   lastRecoveryFinished: Timeval = ZERO_TIMEVAL;
   #socketListener: number | null = null;
@@ -105,6 +107,13 @@ export class Daemon implements RouterHost {
     if (config.legacy.startAsStopped) this.state.self.flags |= NodeFlag.STOPPED;
     if (config.legacy.startAsDisabled) this.state.self.flags |= NodeFlag.PERMANENTLY_DISABLED;
     this.router = new ControlRouter(this);
+    this.databases = new DatabaseRegistry({
+      pnn,
+      volatileDir: config.database.volatileDbDir,
+      persistentDir: config.database.persistentDbDir,
+      mutexes: config.database.tdbMutexes,
+      hashSize: () => this.tunables.values.DatabaseHashSize,
+    });
     this.io = new NativeIo({
       packets: (conns, packets) => this.#onPackets(conns, packets),
       accepted: (listener, conn, peer) => this.#onAccepted(listener, conn, peer),
@@ -196,6 +205,7 @@ export class Daemon implements RouterHost {
     this.logger.notice(`Listening to ctdb socket ${this.paths.socket}`);
     this.setRunstate(Runstate.INIT);
     this.logger.notice(`PNN is ${this.pnn}`);
+    for (const db of this.databases.attachPersistentFiles()) this.logger.notice(`Attached to persistent database ${db.path}`);
     this.peers.start();
     this.setRunstate(Runstate.SETUP);
     this.#scheduleKeepalive();
@@ -220,6 +230,7 @@ export class Daemon implements RouterHost {
     for (const client of [...this.clients.all()]) this.#dropClient(client, null);
     // Like ctdbd, the socket file stays behind: clients then see ECONNREFUSED.
     if (this.#socketListener !== null) this.io.closeListener(this.#socketListener);
+    this.databases.closeAll();
     this.#pidFile?.remove();
     this.logger.notice('CTDB daemon shutting down');
     this.#resolveStopped(code);
