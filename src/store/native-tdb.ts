@@ -44,6 +44,7 @@ export interface NativeTdb {
   repack(h: TdbHandle): number;
   wipe(h: TdbHandle): number;
   traverse(h: TdbHandle, write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
+  traverseReadBatched(h: TdbHandle, fn: (batch: Buffer) => boolean | void): number;
   seqnum(h: TdbHandle): number;
   enableSeqnum(h: TdbHandle): void;
   info(h: TdbHandle): NativeTdbInfo;

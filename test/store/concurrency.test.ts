@@ -110,9 +110,10 @@ describe('read traverse against a libtdb all-record locker', () => {
         const pause = new Int32Array(new SharedArrayBuffer(4));
         let visited = 0;
         for (let round = 0; round < 3; round++) {
-          visited += db.traverseRead(() => {
-            Atomics.wait(pause, 0, 0, 1); // sit on the record lock a while
-          });
+          // The per-record read traverse: it sits on each record lock while the callback runs.
+          visited += db.traverse(() => {
+            Atomics.wait(pause, 0, 0, 1);
+          }, { write: false });
         }
         expect(visited).toBe(900);
         const result = await done;
