@@ -4,6 +4,7 @@
 #include <fcntl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "module.h"
@@ -175,25 +176,37 @@ bool GoOn(Napi::Env env, const Napi::Value& result) {
   return !env.IsExceptionPending() && !(result.IsBoolean() && !result.As<Napi::Boolean>().Value());
 }
 
+// The traverse callback at argument i, or nothing (with a TypeError thrown).
+std::optional<Napi::Function> GetCallback(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsFunction()) {
+    Napi::TypeError::New(info.Env(), "traverse callback must be a function").ThrowAsJavaScriptException();
+    return std::nullopt;
+  }
+  return info[i].As<Napi::Function>();
+}
+
+// Ends a traverse binding: a pending JS exception wins, then a failed status, then the count.
+Napi::Value TraverseResult(Napi::Env env, Status s, uint64_t count) {
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (s != Status::kOk) return StatusValue(env, s);
+  return Napi::Number::New(env, static_cast<double>(count));
+}
+
 // traverse(h, write, fn(key, data) => boolean | void): count >= 0, or -status.
 Napi::Value Traverse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = GetHandle(info);
   if (h == nullptr) return env.Undefined();
-  if (info.Length() < 3 || !info[2].IsFunction()) {
-    Napi::TypeError::New(env, "traverse callback must be a function").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Function fn = info[2].As<Napi::Function>();
+  std::optional<Napi::Function> callback = GetCallback(info, 2);
+  if (!callback) return env.Undefined();
+  Napi::Function fn = *callback;
   uint64_t count = 0;
   Status s = h->store->Traverse(Flag(info, 1), [&](Span key, Span data) {
     Napi::HandleScope scope(env);
     return GoOn(env, fn.Call({Napi::Buffer<uint8_t>::Copy(env, key.data, key.size),
                               Napi::Buffer<uint8_t>::Copy(env, data.data, data.size)}));
   }, &count);
-  if (env.IsExceptionPending()) return env.Undefined();
-  if (s != Status::kOk) return StatusValue(env, s);
-  return Napi::Number::New(env, static_cast<double>(count));
+  return TraverseResult(env, s, count);
 }
 
 // traverseReadBatched(h, fn(batch) => boolean | void): a read traverse that hands records to
@@ -205,11 +218,9 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = GetHandle(info);
   if (h == nullptr) return env.Undefined();
-  if (info.Length() < 2 || !info[1].IsFunction()) {
-    Napi::TypeError::New(env, "traverse callback must be a function").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Function fn = info[1].As<Napi::Function>();
+  std::optional<Napi::Function> callback = GetCallback(info, 1);
+  if (!callback) return env.Undefined();
+  Napi::Function fn = *callback;
   std::string batch;
   auto deliver = [&]() {
     Napi::HandleScope scope(env);
@@ -229,9 +240,7 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
     return !stopped;
   }, &count);
   if (s == Status::kOk && !stopped && !batch.empty()) deliver();
-  if (env.IsExceptionPending()) return env.Undefined();
-  if (s != Status::kOk) return StatusValue(env, s);
-  return Napi::Number::New(env, static_cast<double>(count));
+  return TraverseResult(env, s, count);
 }
 
 Napi::Value Seqnum(const Napi::CallbackInfo& info) {
