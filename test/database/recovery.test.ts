@@ -82,4 +82,18 @@ describe('ctdb recover on three nodes of ours', () => {
     expect(seqnums.map((s) => s.reply)).toEqual([8n, 8n, 8n]);
     console.log(`ctdb recover of ${COUNT} volatile + 51 persistent records on 3 nodes of ours: ${recoverMs.toFixed(0)} ms until NORMAL`);
   }, 180_000);
+
+  it('a restarted node attaches its persistent files at start and gets the volatile database back from the recovery', async () => {
+    const before = await localRecords(cluster(), 0, 'recover_vol.tdb');
+    await cluster().stopNode(2);
+    await cluster().startNode(2);
+    await cluster().waitUntilHealthy();
+    await waitForNormal(cluster());
+    const dbmap = await cluster().ctdb(2, ['getdbmap']);
+    expect(dbmap.stdout).toMatch(/name:recover_pers\.tdb .*PERSISTENT/);
+    expect(dbmap.stdout).toMatch(/name:recover_vol\.tdb /);
+    expect((await localRecords(cluster(), 2, 'recover_pers.tdb')).get('p7')?.value).toBe('p7-from-1');
+    const vol = await localRecords(cluster(), 2, 'recover_vol.tdb');
+    expect([...vol].map(([k, r]) => [k, r.value]).sort()).toEqual([...before].map(([k, r]) => [k, r.value]).sort());
+  }, 180_000);
 });
