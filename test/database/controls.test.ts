@@ -1,22 +1,10 @@
 // Database controls sent directly to one node of ours: the tdb flags smbd gets, the recovery
 // steps' preconditions, and DB_FREEZE against a libtdb process holding the whole database.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, ControlFlag, LMASTER_ANY, encodeControlRequest } from '../../src/protocol';
 import { useTestCluster } from '../harness/cluster';
-
-const PYTHON = '/usr/bin/python3';
-// Holds the all-record lock of a tdb until it reads a line, as a busy smbd traverse would.
-const HOLD_LOCKALL = `
-import os, sys, tdb
-db = tdb.open(sys.argv[1], 0, int(sys.argv[2]), os.O_RDWR)
-db.lock_all()
-print("locked", flush=True)
-sys.stdin.readline()
-db.unlock_all()
-`;
+import { holdAllRecordLock } from './lock-holder';
 
 describe('database controls on a node of ours', () => {
   const cluster = useTestCluster({ nodes: 1, impl: 'ours' });
@@ -79,10 +67,8 @@ describe('database controls on a node of ours', () => {
     const db = await attach('freeze.tdb');
     const path = (await client.call(0, ControlCode.GETDBPATH, db)).reply as string;
     const flags = (await client.call(0, ControlCode.DB_OPEN_FLAGS, db)).reply;
-    const holder = spawn(PYTHON, ['-c', HOLD_LOCKALL, path, String(flags)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = await holdAllRecordLock(path, flags);
     try {
-      const [line] = (await once(holder.stdout, 'data')) as [Buffer];
-      expect(line.toString()).toContain('locked');
       let frozen = false;
       const freeze = client.call(0, ControlCode.DB_FREEZE, db).then(() => (frozen = true));
       for (let i = 0; i < 5; i++) {
@@ -92,7 +78,7 @@ describe('database controls on a node of ours', () => {
         await new Promise((r) => setTimeout(r, 40));
       }
       expect(frozen).toBe(false);
-      holder.stdin.write('\n');
+      await holder.release();
       await freeze;
       expect(frozen).toBe(true);
       await client.call(0, ControlCode.DB_THAW, db);
