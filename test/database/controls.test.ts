@@ -2,7 +2,7 @@
 // steps' preconditions, and DB_FREEZE against a libtdb process holding the whole database.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
-import { ControlCode, ControlFlag, LMASTER_ANY, encodeControlRequest } from '../../src/protocol';
+import { ControlCode, ControlFlag, LMASTER_ANY, RecMode, encodeControlRequest } from '../../src/protocol';
 import { useTestCluster } from '../harness/cluster';
 import { holdAllRecordLock } from './lock-holder';
 
@@ -62,6 +62,20 @@ describe('database controls on a node of ours', () => {
     await client.call(0, ControlCode.DB_TRANSACTION_COMMIT, transdb);
     await client.call(0, ControlCode.DB_THAW, db);
   });
+
+  it('a client attach during recovery waits for recovery mode NORMAL; a recovery attach does not', async () => {
+    await client.call(0, ControlCode.SET_RECMODE, RecMode.ACTIVE);
+    let attached = false;
+    const deferred = client.call(0, ControlCode.DB_ATTACH, 'deferred.tdb', { timeoutMs: 60_000 }).then((r) => ((attached = true), r.reply));
+    const name = Buffer.from('during_recovery.tdb\0');
+    expect((await client.control(0, ControlCode.DB_ATTACH, name, { flags: ControlFlag.ATTACH_RECOVERY })).status).toBe(0);
+    expect((await client.call(0, ControlCode.GET_RECMODE, undefined)).status).toBe(RecMode.ACTIVE);
+    expect(attached).toBe(false);
+    // The leader's recovery ends recovery mode; then the attach goes through.
+    const id = await deferred;
+    expect((await client.call(0, ControlCode.GET_RECMODE, undefined)).status).toBe(RecMode.NORMAL);
+    expect((await client.call(0, ControlCode.GET_DBNAME, id)).reply).toBe('deferred.tdb');
+  }, 60_000);
 
   it('DB_FREEZE waits for a libtdb process holding the whole database without blocking the daemon', async () => {
     const db = await attach('freeze.tdb');
