@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestCluster } from '../harness/cluster';
-import type { TestCluster } from '../harness/cluster';
-import { compareTool } from '../integration/tool-compat';
+import type { TestCluster, ToolResult } from '../harness/cluster';
+import { compareTool, mask } from '../integration/tool-compat';
 import { databaseId } from '../../src/database/registry';
 
 const run = promisify(execFile);
@@ -52,9 +52,6 @@ describe('attach on three nodes: ours side by side with the real ctdbd', () => {
     ['setdbsticky', 'vol1.tdb'],
     ['setdbreadonly', 'pers1.tdb'],
     ['getdbmap'],
-    ['tstore', 'vol1.tdb', 'key1', 'value1'],
-    ['tfetch', 'vol1.tdb', 'key1'],
-    ['tfetch', 'vol1.tdb', 'missing'],
   ];
   for (const args of steps) {
     it(`ctdb ${args.join(' ')}`, async () => {
@@ -64,6 +61,29 @@ describe('attach on three nodes: ours side by side with the real ctdbd', () => {
 
   it('the attach reached every node (getdbmap on nodes 1 and 2)', async () => {
     for (const pnn of [1, 2]) await compareTool(ours(), real(), pnn, ['getdbmap']);
+  });
+
+  // tstore opens files without TDB_MUTEX_LOCKING, so it works on the (fcntl) persistent files only.
+  it('tstore/tfetch on a persistent database file and cattdb through the daemon', async () => {
+    const outputs = await Promise.all(
+      [ours(), real()].map(async (cluster) => {
+        const file = await dbPath(cluster, 1, 'pers1.tdb');
+        const results: ToolResult[] = [];
+        for (const args of [
+          ['tstore', file, 'key1', 'value1', '7', '1'],
+          ['tstore', file, 'key2', 'value2'],
+          ['tfetch', file, 'key1'],
+          ['tfetch', file, 'missing'],
+          ['cattdb', 'pers1.tdb'],
+        ]) {
+          results.push(await cluster.ctdb(1, args));
+        }
+        return results.map((r) => ({ code: r.code, stdout: mask(r.stdout, cluster), stderr: mask(r.stderr, cluster) }));
+      }),
+    );
+    expect(outputs[0]).toEqual(outputs[1]);
+    expect(outputs[0].map((r) => r.code)).toEqual([0, 0, 0, 1, 0]);
+    expect(outputs[0][4].stdout).toMatch(/key\(4\) = "key1"\ndmaster: 1\nrsn: 7\n/);
   });
 
   it('files are <dir>/<name>.<pnn>, valid for libtdb', async () => {
