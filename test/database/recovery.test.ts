@@ -97,3 +97,36 @@ describe('ctdb recover on three nodes of ours', () => {
     expect([...vol].map(([k, r]) => [k, r.value]).sort()).toEqual([...before].map(([k, r]) => [k, r.value]).sort());
   }, 180_000);
 });
+
+describe('ctdb recover of records written with tstore (fcntl-locked volatile files)', () => {
+  // tstore opens files without TDB_MUTEX_LOCKING: without tdb mutexes it can write volatile files.
+  const cluster = useTestCluster({ nodes: 3, impl: 'ours', config: '[database]\n\ttdb mutexes = false\n' });
+
+  it('the copy with the highest RSN wins on every node', async () => {
+    const c = cluster();
+    await c.waitUntilHealthy();
+    await waitForNormal(c);
+    expect((await c.ctdb(0, ['attach', 'tstored.tdb'])).code).toBe(0);
+    const copies: [number, string, string][] = [
+      [0, '5', 'from-node0'],
+      [1, '9', 'from-node1'],
+      [2, '7', 'from-node2'],
+    ];
+    for (const [pnn, rsn, value] of copies) {
+      const status = await c.ctdb(pnn, ['getdbstatus', 'tstored.tdb']);
+      const file = /^path: (.+)$/m.exec(status.stdout)?.[1] ?? '';
+      for (const [key, v] of [['shared', value], [`only-${pnn}`, value]]) {
+        const r = await c.ctdb(pnn, ['tstore', file, key, v, rsn, String(pnn)]);
+        expect(r.code, r.stderr).toBe(0);
+      }
+    }
+    expect((await c.ctdb(0, ['recover'], { timeoutMs: 60_000 })).code).toBe(0);
+    await waitForNormal(c);
+    const leader = Number((await c.ctdb(0, ['leader'])).stdout.trim());
+    for (const pnn of NODES) {
+      const records = await localRecords(c, pnn, 'tstored.tdb');
+      expect(records.get('shared'), `node ${pnn}`).toMatchObject({ value: 'from-node1', dmaster: leader });
+      for (const [owner] of copies) expect(records.get(`only-${owner}`)?.value).toBe(`from-node${owner}`);
+    }
+  }, 180_000);
+});
