@@ -212,8 +212,8 @@ export class ClusterDatabase {
     }
   }
 
-  // After a transaction the database stays frozen until DB_THAW. Losing the race for the
-  // lock to another process is logged by the caller's next control failing `frozen` checks.
+  // A database stays frozen from the end of its transaction until DB_THAW. If another process
+  // took a chain in between, it is no longer frozen and the next recovery step says so.
   #relock(): void {
     this.#frozen = this.file.lockAllNonblock();
   }
