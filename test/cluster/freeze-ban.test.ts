@@ -19,9 +19,9 @@ sys.stdin.readline()
 db.unlock_all()
 `;
 
-describe('banning a node that cannot freeze', () => {
+for (const impl of ['ours', 'real'] as const) describe(`banning a node that cannot freeze (${impl})`, () => {
   it('bans the node holding up the freeze, and only it', async () => {
-    const cluster = await TestCluster.start({ nodes: 3, impl: 'ours', tunables: { RecoverTimeout: 3, RerecoveryTimeout: 2 } });
+    const cluster = await TestCluster.start({ nodes: 3, impl, tunables: { RecoverTimeout: 3, RerecoveryTimeout: 2 } });
     await cluster.waitFor(async () => (await clusterAgrees(cluster, [0, 1, 2], () => 'OK')) !== null, 60_000, '3 nodes OK');
     expect((await cluster.ctdb(0, ['attach', 'stuck.tdb'])).code).toBe(0);
 

@@ -2,6 +2,9 @@
 // ban/unban, disable/enable, setleaderrole), leader failure and node stalls, on our
 // daemons and — the same scenarios, side by side — on Debian's ctdbd. The Debian ctdb
 // tool drives everything.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestCluster } from '../harness/cluster';
 import type { ClusterStatus } from './status';
@@ -51,14 +54,26 @@ async function agreed(
   return result as unknown as ClusterStatus;
 }
 
-for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 nodes (${impl})`, () => {
+const DEBIAN_MUTEX_HELPER = '/usr/libexec/ctdb/ctdb_mutex_fcntl_helper';
+
+/** Our daemons, Debian's, and ours with a cluster lock held through Debian's mutex helper. */
+const VARIANTS = [
+  { name: 'ours', impl: 'ours', lock: false },
+  { name: 'real', impl: 'real', lock: false },
+  { name: "ours, cluster lock via Debian's helper", impl: 'ours', lock: true },
+] as const;
+
+for (const variant of VARIANTS) describe(`cluster management, 3 nodes (${variant.name})`, () => {
+  const impl = variant.impl;
+  const lockDir = variant.lock ? fs.mkdtempSync(path.join(os.tmpdir(), 'ctdb-mgmt-lock-')) : null;
+  const config = lockDir === null ? undefined : `[cluster]\n\tcluster lock = !${DEBIAN_MUTEX_HELPER} ${lockDir}/lock\n`;
   it('start: all nodes OK with the same generation, vnn map and leader, recovery NORMAL', async () => {
     const started = performance.now();
-    const cluster = await TestCluster.start({ nodes: 3, impl });
+    const cluster = await TestCluster.start({ nodes: 3, impl, config });
     const status = await agreed(cluster, [0, 1, 2], ALL_OK);
     expect(status.vnnmap.sort()).toEqual([0, 1, 2]);
     expect(status.nodes).toHaveLength(3);
-    console.log(`${impl}: 3 nodes agreed ${((performance.now() - started) / 1000).toFixed(1)} s after the first start`);
+    console.log(`${variant.name}: 3 nodes agreed ${((performance.now() - started) / 1000).toFixed(1)} s after the first start`);
   }, 90_000);
 
   for (const [what, enter, leave, state] of [
@@ -68,7 +83,7 @@ for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 no
     ['disable/enable', ['disable'], ['enable'], 'DISABLED'],
   ] as const) {
     it(`${what} on the leader: the command returns promptly, the role moves, and back`, async () => {
-      const cluster = await TestCluster.start({ nodes: 3, impl });
+      const cluster = await TestCluster.start({ nodes: 3, impl, config });
       const before = await agreed(cluster, [0, 1, 2], ALL_OK);
       const leader = Number(before.leader);
       const others = [0, 1, 2].filter((p) => p !== leader);
@@ -83,16 +98,16 @@ for (const impl of ['ours', 'real'] as const) describe(`cluster management, 3 no
       const back = await cluster.ctdb(leader, [...leave], { timeoutMs: 60_000 });
       expect(back.code, back.stderr).toBe(0);
       await agreed(cluster, [0, 1, 2], ALL_OK);
-      console.log(`${impl} ${what}: '${enter.join(' ')}' returned in ${commandSeconds.toFixed(1)} s`);
+      console.log(`${variant.name} ${what}: '${enter.join(' ')}' returned in ${commandSeconds.toFixed(1)} s`);
     }, 150_000);
   }
 
   it('kill -9 of the leader: the others elect a new leader and recover; a restarted node rejoins', async () => {
-    await leaderLossAndRejoin(await TestCluster.start({ nodes: 3, impl }), [0, 1, 2]);
+    await leaderLossAndRejoin(await TestCluster.start({ nodes: 3, impl, config }), [0, 1, 2]);
   }, 150_000);
 
   it('a node stalled with SIGSTOP beyond the keepalive limit is dropped, and comes back after SIGCONT', async () => {
-    const cluster = await TestCluster.start({ nodes: 3, impl, tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
+    const cluster = await TestCluster.start({ nodes: 3, impl, config, tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
     await agreed(cluster, [0, 1, 2], ALL_OK);
     cluster.kill(2, 'SIGSTOP');
     try {
