@@ -1,38 +1,51 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
 import { LtdbFlag } from '../protocol';
-import { RecBufferPacker, forEachRecord, recordKey } from '../../workers/rec-buffer';
+import { forEachRecord, recordKey } from '../../workers/rec-buffer';
 import type { ClusterDatabase } from './database';
 
+const REC_BUFFER_FIXED = 8;
 const REC_DATA_FIXED = 16;
 const HEADER_FLAGS_AT = 16;
 
-/** One rec_data (reqid 0) holding key and value as stored. */
-function recData(key: Buffer, value: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(REC_DATA_FIXED + key.length + value.length);
-  out.writeUInt32LE(out.length, 0);
-  out.writeUInt32LE(0, 4);
-  out.writeUInt32LE(key.length, 8);
-  out.writeUInt32LE(value.length, 12);
-  key.copy(out, REC_DATA_FIXED);
-  value.copy(out, REC_DATA_FIXED + key.length);
-  return out;
-}
-
 /**
  * Streams every record (tombstones included) in rec_buffers that are closed once they reach
- * `limit` bytes, as ctdbd's pull does. Returns the number of records sent.
+ * `limit` bytes, as ctdbd's pull does. Records are written straight into one reused scratch
+ * buffer (`send` must copy what it keeps). Returns the number of records sent.
  */
 export function pullRecords(db: ClusterDatabase, limit: number, send: (buffer: Buffer) => void): number {
   db.requireFrozen('pull records');
-  const packer = new RecBufferPacker(db.id, Math.max(0, limit - 1), null);
+  let out = Buffer.allocUnsafe(Math.max(limit, 4096) + 4096);
+  let size = REC_BUFFER_FIXED;
+  let count = 0;
+  let total = 0;
+  const flush = (): void => {
+    out.writeUInt32LE(db.id, 0);
+    out.writeUInt32LE(count, 4);
+    send(out.subarray(0, size));
+    total += count;
+    size = REC_BUFFER_FIXED;
+    count = 0;
+  };
   db.file.traverseRead((key, value) => {
-    const full = packer.add(recData(key, value));
-    if (full !== null) send(full);
+    const length = REC_DATA_FIXED + key.length + value.length;
+    if (size + length > out.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(out.length * 2, size + length));
+      out.copy(bigger, 0, 0, size);
+      out = bigger;
+    }
+    out.writeUInt32LE(length, size);
+    out.writeUInt32LE(0, size + 4);
+    out.writeUInt32LE(key.length, size + 8);
+    out.writeUInt32LE(value.length, size + 12);
+    key.copy(out, size + REC_DATA_FIXED);
+    value.copy(out, size + REC_DATA_FIXED + key.length);
+    size += length;
+    count++;
+    if (size >= limit) flush();
   });
-  const last = packer.finish();
-  if (last !== null) send(last);
-  return packer.records;
+  if (count > 0) flush();
+  return total;
 }
 
 /** A DB_PUSH in progress: counts what it stored; the first bad buffer fails it for good. */
