@@ -92,10 +92,16 @@ describe('database controls on a node of ours', () => {
         await new Promise((r) => setTimeout(r, 40));
       }
       expect(frozen).toBe(false);
+      // FREEZE of every database waits for the same lock.
+      let allFrozen = false;
+      const freezeAll = client.call(0, ControlCode.FREEZE, undefined).then(() => (allFrozen = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(allFrozen).toBe(false);
       await holder.release();
-      await freeze;
-      expect(frozen).toBe(true);
-      await client.call(0, ControlCode.DB_THAW, db);
+      await Promise.all([freeze, freezeAll]);
+      expect(frozen && allFrozen).toBe(true);
+      const { reply: dbmap } = await client.call(0, ControlCode.GET_DBMAP, undefined);
+      for (const { dbId } of dbmap) await client.call(0, ControlCode.DB_THAW, dbId);
     } finally {
       holder.kill();
     }

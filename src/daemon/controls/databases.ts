@@ -130,6 +130,11 @@ export const databaseControls: HandlerTable = {
   [ControlCode.SET_DB_READONLY]: volatileFlagHandler(DbFlag.READONLY, 'readonly'),
   [ControlCode.SET_DB_STICKY]: volatileFlagHandler(DbFlag.STICKY, 'sticky'),
 
+  // Every database (an inactive node's recovery daemon asks for this); replies once all are locked.
+  [ControlCode.FREEZE]: async (_req, { daemon }) => {
+    await Promise.all(daemon.databases.newestFirst().map((db) => db.freeze()));
+    return OK;
+  },
   [ControlCode.DB_FREEZE]: async (dbId, { daemon }) => {
     await daemon.databases.require(dbId).freeze();
     return OK;
