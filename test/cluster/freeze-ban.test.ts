@@ -1,23 +1,12 @@
 // A node whose databases cannot be frozen (a libtdb process holds the all-record lock,
 // as a stuck smbd would) makes recoveries fail; the leader hands it ban credits until
 // it is banned — it and only it — and the rest of the cluster recovers without it.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, RecMode } from '../../src/protocol';
 import { TestCluster } from '../harness/cluster';
-import { DEBIAN_PYTHON } from '../harness/reference-peers';
+import { holdAllRecordLock } from '../database/lock-holder';
 import { clusterAgrees } from './status';
-
-const HOLD_LOCKALL = `
-import os, sys, tdb
-db = tdb.open(sys.argv[1], 0, int(sys.argv[2]), os.O_RDWR)
-db.lock_all()
-print("locked", flush=True)
-sys.stdin.readline()
-db.unlock_all()
-`;
 
 for (const impl of ['ours', 'real'] as const) describe(`banning a node that cannot freeze (${impl})`, () => {
   it('bans the node holding up the freeze, and only it', async () => {
@@ -31,10 +20,8 @@ for (const impl of ['ours', 'real'] as const) describe(`banning a node that cann
     const path = (await client2.call(2, ControlCode.GETDBPATH, db)).reply as string;
     const flags = (await client2.call(2, ControlCode.DB_OPEN_FLAGS, db)).reply;
     client2.close();
-    const holder = spawn(DEBIAN_PYTHON, ['-c', HOLD_LOCKALL, path, String(flags)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = await holdAllRecordLock(path, flags);
     try {
-      const [line] = (await once(holder.stdout, 'data')) as [Buffer];
-      expect(line.toString()).toContain('locked');
       // Force a recovery (what `ctdb recover` does), then watch the leader deal with node 2.
       const client0 = await CtdbClient.connect(cluster.node(0).socket);
       await client0.call(0, ControlCode.SET_RECMODE, RecMode.ACTIVE);
@@ -48,8 +35,7 @@ for (const impl of ['ours', 'real'] as const) describe(`banning a node that cann
       expect(status.stdout).toMatch(/pnn:0 \S+ +OK/);
       expect(status.stdout).toMatch(/pnn:1 \S+ +OK/);
     } finally {
-      holder.stdin.write('\n');
-      holder.kill();
+      await holder.release();
     }
     expect((await cluster.ctdb(2, ['unban'], { timeoutMs: 60_000 })).code).toBe(0);
     await cluster.waitFor(async () => (await clusterAgrees(cluster, [0, 1, 2], () => 'OK')) !== null, 60_000, 'node 2 back');
