@@ -431,9 +431,10 @@ export class Daemon implements RouterHost {
         this.stats.counters.client.reqMessage++;
         const msg = packet as ReqMessage;
         const destnode = msg.header.destnode === Pnn.CURRENT_NODE ? this.pnn : msg.header.destnode;
-        // Locally the client's own header travels on; to other nodes the message is ours.
-        const out =
-          destnode === this.pnn ? padded(buf) : encodePacket({ header: this.header(Operation.REQ_MESSAGE, destnode, 0), srvid: msg.srvid, data: msg.data });
+        // Locally the client's own header travels on; to other nodes the message is ours
+        // (rewritten in place: the packet's bytes are this packet's alone).
+        const out = padded(buf);
+        if (destnode !== this.pnn) writeHeaderFields(out, { srcnode: this.pnn, generation: this.generation(), reqid: 0 });
         this.#routeMessage(destnode, out, msg.srvid, msg.data);
         return;
       }
