@@ -2,10 +2,9 @@
 // side with three real ctdbd nodes, and the files we create checked with libtdb's tdbdump.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestCluster } from '../harness/cluster';
+import { describe, expect, it } from 'vitest';
 import type { TestCluster, ToolResult } from '../harness/cluster';
-import { compareTool, mask } from '../integration/tool-compat';
+import { compareTool, mask, useSideBySide } from '../integration/tool-compat';
 import { databaseId } from '../../src/database/registry';
 
 const run = promisify(execFile);
@@ -27,12 +26,7 @@ describe('database ids', () => {
 });
 
 describe('attach on three nodes: ours side by side with the real ctdbd', () => {
-  const ours = useTestCluster({ nodes: 3, impl: 'ours' });
-  const real = useTestCluster({ nodes: 3, impl: 'real' });
-
-  beforeAll(async () => {
-    await Promise.all([ours().waitUntilHealthy(), real().waitUntilHealthy()]);
-  }, 120_000);
+  const { ours, real } = useSideBySide(3);
 
   const steps: string[][] = [
     ['getdbmap'],

@@ -1,16 +1,11 @@
 // Three nodes: the tool's view side by side with a real 3-node ctdbd cluster, forwarding
 // of controls to other nodes, and dead-node detection after kill -9.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestCluster } from '../harness/cluster';
-import { compareTool } from './tool-compat';
+import { compareTool, useSideBySide } from './tool-compat';
 
 describe('ctdb tool on three nodes: ours side by side with the real ctdbd', () => {
-  const ours = useTestCluster({ nodes: 3, impl: 'ours' });
-  const real = useTestCluster({ nodes: 3, impl: 'real' });
-
-  beforeAll(async () => {
-    await Promise.all([ours().waitUntilHealthy(), real().waitUntilHealthy()]);
-  }, 120_000);
+  const { ours, real } = useSideBySide(3);
 
   it('every node names the same leader, in both clusters', async () => {
     for (const cluster of [ours(), real()]) {

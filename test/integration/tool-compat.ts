@@ -1,7 +1,8 @@
 // Side-by-side comparison helpers: run the same `ctdb` command against our daemon and
 // the real ctdbd and compare what the tool prints, after masking what legitimately
 // differs between two clusters (addresses, pids, times, generations).
-import { expect } from 'vitest';
+import { beforeAll, expect } from 'vitest';
+import { useTestCluster } from '../harness/cluster';
 import type { TestCluster, ToolResult } from '../harness/cluster';
 
 export interface Masking {
@@ -60,4 +61,14 @@ export async function compareTool(
     stderr: mask(r.stderr, real, options),
   });
   return { ours: o, real: r, oursMs: t1 - t0, realMs: t2 - t1 };
+}
+
+/** One cluster of ours and one of Debian's ctdbd for a describe block, both healthy before its tests. */
+export function useSideBySide(nodes: number): { ours: () => TestCluster; real: () => TestCluster } {
+  const ours = useTestCluster({ nodes, impl: 'ours' });
+  const real = useTestCluster({ nodes, impl: 'real' });
+  beforeAll(async () => {
+    await Promise.all([ours().waitUntilHealthy(), real().waitUntilHealthy()]);
+  }, 120_000);
+  return { ours, real };
 }

@@ -3,19 +3,13 @@
 // print what it prints against the real daemon (masking addresses, pids, times and
 // generations; statistics counters depend on internal traffic and are compared by shape).
 import net from 'node:net';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestCluster } from '../harness/cluster';
-import { compareTool, mask } from './tool-compat';
+import { describe, expect, it } from 'vitest';
+import { compareTool, mask, useSideBySide } from './tool-compat';
 
 const PROMPT_MS = 5_000;
 
 describe('ctdb tool on one node: ours side by side with the real ctdbd', () => {
-  const ours = useTestCluster({ nodes: 1, impl: 'ours' });
-  const real = useTestCluster({ nodes: 1, impl: 'real' });
-
-  beforeAll(async () => {
-    await Promise.all([ours().waitUntilHealthy(), real().waitUntilHealthy()]);
-  }, 90_000);
+  const { ours, real } = useSideBySide(1);
 
   const same = (args: string[], options = {}) => async () => {
     const r = await compareTool(ours(), real(), 0, args, options);
