@@ -11,7 +11,7 @@ import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
 import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure } from '../src/recovery/node-controls';
-import { RecBufferPacker, isEmptyRecord } from './rec-buffer';
+import { RecBufferPacker, isEmptyRecord } from '../src/protocol/rec-buffer';
 import { MergingStage, SpoolStage, highestRsn, type RecordStage } from './staging-store';
 import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { forEachRecord, recordDmaster, recordKey, recordRsn } from './rec-buffer';
+import { forEachRecord, recordDmaster, recordKey, recordRsn } from '../src/protocol/rec-buffer';
 
 /** Large pages make the (tiny-keyed, mostly small) inserts cheaper and raise LMDB's key limit. */
 const PAGE_SIZE = 16384;

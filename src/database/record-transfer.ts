@@ -1,7 +1,7 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
 import { LtdbFlag } from '../protocol';
-import { forEachRecord, recordKey } from '../../workers/rec-buffer';
+import { forEachRecord, recordKey } from '../protocol/rec-buffer';
 import type { ClusterDatabase } from './database';
 
 const REC_BUFFER_FIXED = 8;

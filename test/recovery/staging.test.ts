@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
-import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../workers/rec-buffer';
+import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../src/protocol/rec-buffer';
 import { MergingStage, SpoolStage, highestRsn, type RecordStage } from '../../workers/staging-store';
 
 const DB = 0x1234;

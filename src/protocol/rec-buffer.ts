@@ -1,10 +1,11 @@
-// Raw ctdb_rec_buffer handling for recovery: records are walked and re-assembled as byte
+// Raw ctdb_rec_buffer handling (recovery, DB_PULL/DB_PUSH): records are walked and re-assembled as byte
 // ranges, never decoded into objects, so a 1 MB DB_PULL message costs one pass and the
 // staged bytes go back out on DB_PUSH as they came in (only the header is patched).
 //
 // rec_buffer = u32 db_id, u32 count, then `count` rec_data:
 //   u32 length, u32 reqid, u32 keylen, u32 datalen, key, data (24-byte ltdb header + value).
-import { LTDB_HEADER_SIZE, LtdbFlag } from '../src/protocol';
+import { LtdbFlag } from './constants';
+import { LTDB_HEADER_SIZE } from './types';
 
 const BUFFER_HEADER = 8;
 const RECORD_HEADER = 16;
