@@ -270,15 +270,8 @@ export class Recoverd {
 
   async #someNodeInRecovery(): Promise<boolean> {
     for (const pnn of this.#activeNodes()) {
-      const r = await this.d.router.send(pnn, {
-        opcode: ControlCode.GET_RECMODE,
-        srvid: 0n,
-        flags: 0,
-        clientId: 0,
-        srcnode: this.d.pnn,
-        data: Buffer.alloc(0),
-      });
-      if (r.status === RecMode.ACTIVE) {
+      const { status } = await this.d.router.call(pnn, ControlCode.GET_RECMODE, undefined);
+      if (status === RecMode.ACTIVE) {
         this.log.notice(`Node:${pnn} was in recovery mode. Start recovery process`);
         return true;
       }

@@ -292,12 +292,8 @@ export class Daemon implements RouterHost {
     }, 0);
   }
 
-  clientCount(): number {
-    return this.clients.size;
-  }
-
   liveState(): LiveState {
-    return { numClients: this.clientCount(), recovering: this.state.recMode === RecMode.ACTIVE, frozen: false };
+    return { numClients: this.clients.size, recovering: this.state.recMode === RecMode.ACTIVE, frozen: false };
   }
 
   disconnectClient(client: Client): void {
@@ -317,7 +313,7 @@ export class Daemon implements RouterHost {
       srvid,
       data,
     });
-    this.#routeMessage(destnode, packet, srvid, data);
+    this.#routeMessage(destnode, packet, srvid, data, this.pnn);
   }
 
   /** Registers an in-daemon subscriber (the recovery master's srvids). */
@@ -329,20 +325,20 @@ export class Daemon implements RouterHost {
     return makeHeader(operation, { destnode, srcnode: this.pnn, reqid, generation: this.state.vnnMap.generation });
   }
 
-  #routeMessage(destnode: number, packet: Buffer, srvid: bigint, data: Buffer): void {
+  /** `srcnode` is what the packet's header says (the sender subscribers are told about). */
+  #routeMessage(destnode: number, packet: Buffer, srvid: bigint, data: Buffer, srcnode: number): void {
     if (destnode === Pnn.CURRENT_NODE) destnode = this.pnn;
     const targets = isBroadcast(destnode) ? this.broadcastTargets(destnode) : [destnode];
     for (const pnn of targets) {
       // Each copy names its own destination, as ctdbd rewrites destnode per node.
       const copy = targets.length === 1 && pnn === destnode ? packet : Buffer.from(packet);
       writeHeaderFields(copy, { destnode: pnn });
-      if (pnn === this.pnn) this.#deliverLocal(srvid, copy, data);
+      if (pnn === this.pnn) this.#deliverLocal(srvid, copy, data, srcnode);
       else if (this.state.isConnected(pnn)) this.sendToPeer(pnn, copy);
     }
   }
 
-  #deliverLocal(srvid: bigint, packet: Buffer, data: Buffer): void {
-    const srcnode = packet.readUInt32LE(24);
+  #deliverLocal(srvid: bigint, packet: Buffer, data: Buffer, srcnode: number): void {
     for (const sub of this.srvids.subscribers(srvid)) sub.deliver(srvid, packet, data, srcnode);
     if (srvid !== Srvid.ALL) {
       for (const sub of this.srvids.subscribers(Srvid.ALL)) sub.deliver(srvid, packet, data, srcnode);
@@ -361,7 +357,6 @@ export class Daemon implements RouterHost {
       return;
     }
     this.clients.add(conn, (peer as UnixPeer).pid, this.io);
-    this.stats.counters.numClients = this.clients.size;
   }
 
   #onClosed(conn: number, reason: string): void {
@@ -389,7 +384,6 @@ export class Daemon implements RouterHost {
     this.srvids.deregisterAll(client.srvids, client);
     client.srvids.length = 0;
     this.clients.remove(client);
-    this.stats.counters.numClients = this.clients.size;
     if (reason === null) this.io.close(client.conn);
     else this.logger.debug(`Client pid ${client.pid} disconnected: ${reason}`);
   }
@@ -434,8 +428,9 @@ export class Daemon implements RouterHost {
         // Locally the client's own header travels on; to other nodes the message is ours
         // (rewritten in place: the packet's bytes are this packet's alone).
         const out = padded(buf);
-        if (destnode !== this.pnn) writeHeaderFields(out, { srcnode: this.pnn, generation: this.generation(), reqid: 0 });
-        this.#routeMessage(destnode, out, msg.srvid, msg.data);
+        const remote = destnode !== this.pnn;
+        if (remote) writeHeaderFields(out, { srcnode: this.pnn, generation: this.generation(), reqid: 0 });
+        this.#routeMessage(destnode, out, msg.srvid, msg.data, remote ? this.pnn : msg.header.srcnode);
         return;
       }
       case Operation.REQ_CALL:
@@ -521,7 +516,7 @@ export class Daemon implements RouterHost {
       case Operation.REQ_MESSAGE: {
         this.stats.counters.node.reqMessage++;
         const msg = packet as ReqMessage;
-        this.#deliverLocal(msg.srvid, buf, msg.data);
+        this.#deliverLocal(msg.srvid, buf, msg.data, msg.header.srcnode);
         return;
       }
       case Operation.REQ_KEEPALIVE:

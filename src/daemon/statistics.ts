@@ -117,7 +117,6 @@ export class StatisticsCollector {
     const total = this.snapshot(live);
     const interval = subtract(total, this.#intervalBase);
     interval.statisticsStartTime = this.#intervalBase.statisticsCurrentTime;
-    interval.numClients = live.numClients;
     this.#history.unshift(interval);
     if (this.#history.length > HISTORY_LENGTH) this.#history.pop();
     this.#intervalBase = total;

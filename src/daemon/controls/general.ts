@@ -9,7 +9,7 @@ import { OK } from './types';
 export const generalControls: HandlerTable = {
   [ControlCode.GET_PNN]: (_req, { daemon }) => ({ status: daemon.pnn }),
   [ControlCode.GET_PID]: () => ({ status: process.pid }),
-  [ControlCode.PING]: (_req, { daemon }) => ({ status: daemon.clientCount() }),
+  [ControlCode.PING]: (_req, { daemon }) => ({ status: daemon.clients.size }),
   [ControlCode.GET_RUNSTATE]: (_req, { daemon }) => ({ reply: daemon.state.runstate }),
   [ControlCode.GET_CAPABILITIES]: (_req, { daemon }) => ({ reply: daemon.state.capabilities }),
   [ControlCode.UPTIME]: (_req, { daemon }) => ({
