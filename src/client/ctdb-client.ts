@@ -12,7 +12,7 @@ import {
   encodePacket,
   makeHeader,
 } from '../protocol';
-import type { ControlReplies, ControlRequests, ReplyControl, ReqMessage } from '../protocol';
+import type { ControlReplies, ControlRequests, ReplyCall, ReplyControl, ReplyError, ReqMessage } from '../protocol';
 import { PacketStream } from '../transport/framer';
 
 export interface RawReply {
@@ -30,6 +30,21 @@ export interface ControlOptions {
   timeoutMs?: number;
 }
 
+export interface RecordCall {
+  dbId: number;
+  /** CallId.NULL_FUNC, FETCH_FUNC or FETCH_WITH_HEADER_FUNC. */
+  callId: number;
+  key: Buffer;
+  /** CallFlag bits (IMMEDIATE_MIGRATION to migrate the record here). */
+  flags?: number;
+  callData?: Buffer;
+}
+
+export interface RecordCallReply {
+  status: number;
+  data: Buffer;
+}
+
 export class ControlError extends Error {
   constructor(
     readonly code: ControlCode,
@@ -45,6 +60,7 @@ export class CtdbClient {
   pnn: number = Pnn.UNKNOWN;
   readonly #socket: net.Socket;
   readonly #pending = new Map<number, (reply: RawReply) => void>();
+  readonly #calls = new Map<number, { resolve: (reply: RecordCallReply) => void; reject: (err: Error) => void }>();
   readonly #handlers = new Map<bigint, MessageHandler>();
   #nextReqid = 1;
   #closed: Error | null = null;
@@ -110,6 +126,24 @@ export class CtdbClient {
     return { status: r.status, reply: decodeControlReply(code, r.data) };
   }
 
+  /** A REQ_CALL on a record: resolves with REPLY_CALL's status and data, rejects on REPLY_ERROR. */
+  recordCall(call: RecordCall): Promise<RecordCallReply> {
+    if (this.#closed !== null) return Promise.reject(this.#closed);
+    const reqid = this.#allocReqid();
+    this.#socket.write(
+      encodePacket({
+        header: makeHeader(Operation.REQ_CALL, { destnode: Pnn.CURRENT_NODE, srcnode: this.pnn, reqid }),
+        flags: call.flags ?? 0,
+        dbId: call.dbId,
+        callId: call.callId,
+        hopcount: 0,
+        key: call.key,
+        callData: call.callData ?? Buffer.alloc(0),
+      }),
+    );
+    return new Promise((resolve, reject) => this.#calls.set(reqid, { resolve, reject }));
+  }
+
   async registerSrvid(srvid: bigint, handler: MessageHandler): Promise<void> {
     this.#handlers.set(srvid, handler);
     await this.call(Pnn.CURRENT_NODE, ControlCode.REGISTER_SRVID, undefined, { srvid });
@@ -154,6 +188,12 @@ export class CtdbClient {
       if (resolve === undefined) return;
       this.#pending.delete(reply.header.reqid);
       resolve({ status: reply.status, data: reply.data, errorMessage: reply.errorMessage });
+    } else if (packet.header.operation === Operation.REPLY_CALL || packet.header.operation === Operation.REPLY_ERROR) {
+      const call = this.#calls.get(packet.header.reqid);
+      if (call === undefined) return;
+      this.#calls.delete(packet.header.reqid);
+      if (packet.header.operation === Operation.REPLY_CALL) call.resolve({ status: (packet as ReplyCall).status, data: (packet as ReplyCall).data });
+      else call.reject(new Error(`call failed: ${(packet as ReplyError).msg.toString('utf8').replace(/\0+$/, '')}`));
     } else if (packet.header.operation === Operation.REQ_MESSAGE) {
       const msg = packet as ReqMessage;
       this.#handlers.get(msg.srvid)?.(msg.data, msg.header.srcnode, msg.srvid);
@@ -166,5 +206,7 @@ export class CtdbClient {
     const failed: RawReply = { status: -1, data: Buffer.alloc(0), errorMessage: err.message };
     for (const resolve of this.#pending.values()) resolve(failed);
     this.#pending.clear();
+    for (const call of this.#calls.values()) call.reject(err);
+    this.#calls.clear();
   }
 }

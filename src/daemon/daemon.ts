@@ -19,7 +19,7 @@ import {
   makeHeader,
   writeHeaderFields,
 } from '../protocol';
-import type { Header, Packet, ReplyControl, ReqControl, ReqMessage, Timeval } from '../protocol';
+import type { Header, Packet, ReplyCall, ReplyControl, ReplyDmaster, ReplyError, ReqCall, ReqControl, ReqDmaster, ReqMessage, Timeval } from '../protocol';
 import { ZERO_TIMEVAL, timevalNow } from '../common/time';
 import { resolvePaths } from '../config/paths';
 import type { CtdbPaths } from '../config/paths';
@@ -47,6 +47,10 @@ import type { LiveState } from './statistics';
 import { dispatchControl } from './controls';
 import { createPidFile } from './pidfile';
 import { DatabaseRegistry } from '../database/registry';
+import { RecordLocks } from '../database/record-lock';
+import { MigrationEngine } from '../database/migration';
+import type { CallOutcome } from '../database/migration';
+import { LockScheduler, processLockHelperLauncher } from '../locks';
 import type { PidFile } from './pidfile';
 
 export interface DaemonOptions {
@@ -65,6 +69,13 @@ export interface RunningDaemon {
 }
 
 const EMPTY = Buffer.alloc(0);
+const RECORD_COUNTERS = {
+  [Operation.REQ_CALL]: 'reqCall',
+  [Operation.REPLY_CALL]: 'replyCall',
+  [Operation.REQ_DMASTER]: 'reqDmaster',
+  [Operation.REPLY_DMASTER]: 'replyDmaster',
+  [Operation.REPLY_ERROR]: 'replyError',
+} as const;
 /** What `ctdb version` of the matching tool prints; peers and logs see the same. */
 const CTDB_VERSION_STRING = '4.17.12-Debian';
 
@@ -81,6 +92,8 @@ export class Daemon implements RouterHost {
   readonly io: NativeIo;
   readonly ban: BanTimer;
   readonly databases: DatabaseRegistry;
+  readonly lockScheduler: LockScheduler;
+  readonly migration: MigrationEngine;
   lastRecoveryStarted: Timeval = ZERO_TIMEVAL;
   lastRecoveryFinished: Timeval = ZERO_TIMEVAL;
   #socketListener: number | null = null;
@@ -113,6 +126,26 @@ export class Daemon implements RouterHost {
       persistentDir: config.database.persistentDbDir,
       mutexes: config.database.tdbMutexes,
       hashSize: () => this.tunables.values.DatabaseHashSize,
+    });
+    this.lockScheduler = new LockScheduler({
+      launcher: processLockHelperLauncher(),
+      helpersPerDatabase: tunables.values.LockProcessesPerDB,
+      log: logger,
+    });
+    this.migration = new MigrationEngine({
+      pnn,
+      logger,
+      databases: this.databases,
+      locks: new RecordLocks(this.lockScheduler, logger),
+      statistics: () => this.stats.counters,
+      vnnMap: () => this.state.vnnMap,
+      sendToNode: (dest, packet) => this.state.isConnected(dest) && this.sendToPeer(dest, packet),
+      banned: () => (this.state.self.flags & NodeFlag.BANNED) !== 0,
+      fetchCollapse: () => this.tunables.values.FetchCollapse === 1,
+      forceRecovery: (reason) => {
+        this.logger.error(`${reason}: forcing a recovery`);
+        this.state.recMode = RecMode.ACTIVE;
+      },
     });
     this.io = new NativeIo({
       packets: (conns, packets) => this.#onPackets(conns, packets),
@@ -230,6 +263,7 @@ export class Daemon implements RouterHost {
     for (const client of [...this.clients.all()]) this.#dropClient(client, null);
     // Like ctdbd, the socket file stays behind: clients then see ECONNREFUSED.
     if (this.#socketListener !== null) this.io.closeListener(this.#socketListener);
+    this.lockScheduler.close();
     this.databases.closeAll();
     this.#pidFile?.remove();
     this.logger.notice('CTDB daemon shutting down');
@@ -435,7 +469,7 @@ export class Daemon implements RouterHost {
       }
       case Operation.REQ_CALL:
         this.stats.counters.client.reqCall++;
-        this.#replyError(client, packet.header, 'Unknown database in request');
+        this.migration.clientCall(packet as ReqCall, (outcome) => this.#replyCall(client, packet.header, outcome));
         return;
       default:
         this.logger.error(`Client pid ${client.pid}: unsupported operation ${packet.header.operation}; closing its connection`);
@@ -461,14 +495,16 @@ export class Daemon implements RouterHost {
     });
   }
 
-  #replyError(client: Client, header: Header, message: string): void {
-    client.send(
-      encodePacket({
-        header: this.header(Operation.REPLY_ERROR, header.srcnode, header.reqid),
-        status: -1,
-        msg: Buffer.from(message),
-      }),
-    );
+  /** The end of a client's call; a client that has gone away meanwhile gets nothing. */
+  #replyCall(client: Client, request: Header, outcome: CallOutcome): void {
+    if (this.clients.byConn(client.conn) !== client) return;
+    const header = { destnode: request.srcnode, reqid: request.reqid };
+    const packet =
+      'error' in outcome
+        ? encodePacket({ header: this.header(Operation.REPLY_ERROR, header.destnode, header.reqid), status: -1, msg: Buffer.from(`${outcome.error}\0`) })
+        : encodePacket({ header: this.header(Operation.REPLY_CALL, header.destnode, header.reqid), status: outcome.status, data: outcome.data });
+    client.send(packet);
+    this.stats.counters.clientPacketsSent++;
   }
 
   // ---- peers ----------------------------------------------------------------------------
@@ -521,6 +557,14 @@ export class Daemon implements RouterHost {
       }
       case Operation.REQ_KEEPALIVE:
         this.stats.counters.keepalivePacketsRecv++;
+        return;
+      case Operation.REQ_CALL:
+      case Operation.REPLY_CALL:
+      case Operation.REQ_DMASTER:
+      case Operation.REPLY_DMASTER:
+      case Operation.REPLY_ERROR:
+        this.stats.counters.node[RECORD_COUNTERS[packet.header.operation]]++;
+        this.migration.nodePacket(packet as ReqCall | ReplyCall | ReqDmaster | ReplyDmaster | ReplyError);
         return;
       default:
         this.logger.debug(`Node ${pnn}: operation ${packet.header.operation} not handled yet`);

@@ -144,6 +144,7 @@ export const databaseControls: HandlerTable = {
     daemon.logger.error(`Thaw db: ${db.name} generation ${db.generation}`);
     endPush(daemon, dbId);
     db.thaw();
+    daemon.migration.thawed(db);
     return OK;
   },
   [ControlCode.DB_TRANSACTION_START]: ({ dbId, tid }, { daemon }) => {
