@@ -43,7 +43,7 @@ export interface MigrationHost {
 /** What a client call ends with: the call's status and reply data, or an error text. */
 export type CallOutcome = { status: number; data: Buffer } | { error: string };
 
-interface Call {
+export interface Call {
   readonly flags: number;
   readonly callId: number;
   readonly key: Buffer;
@@ -132,23 +132,28 @@ export class MigrationEngine {
       done(outcome);
     };
     const call: Call = { flags: request.flags & ~CallFlag.WANT_READONLY, callId: request.callId, key: request.key, callData: request.callData };
-    this.#clientCall(db, call, finish);
+    this.callRecord(db, call, finish);
   }
 
-  #clientCall(db: ClusterDatabase, call: Call, done: (outcome: CallOutcome) => void): void {
+  /**
+   * Runs a call on a record from this node: here if this node is dmaster, else through its
+   * dmaster (migrating the record here). The daemon's own calls (vacuuming's VACUUM_MIGRATION)
+   * come in here too.
+   */
+  callRecord(db: ClusterDatabase, call: Call, done: (outcome: CallOutcome) => void): void {
     if (db.frozen) {
-      this.#parkUntilThaw(db, () => this.#clientCall(db, call, done));
+      this.#parkUntilThaw(db, () => this.callRecord(db, call, done));
       return;
     }
     const { key } = call;
-    const later = { retry: () => this.#clientCall(db, call, done), failed: (err: Error) => done({ error: err.message }) };
+    const later = { retry: () => this.callRecord(db, call, done), failed: (err: Error) => done({ error: err.message }) };
     if (!this.#host.locks.tryLock(db, key, later)) return;
     let local: CallOutcome | undefined;
     try {
       const record = fetchRecord(this.#ctx(), db, key);
       const collapsed = this.#host.fetchCollapse() ? this.#collapsing.get(db)?.get(keyId(key)) : undefined;
       if (collapsed !== undefined) {
-        collapsed.waiting.push(() => this.#clientCall(db, call, done));
+        collapsed.waiting.push(() => this.callRecord(db, call, done));
         return;
       }
       if (record.header.dmaster === this.#pnn) local = this.#callLocal(db, call, record);
