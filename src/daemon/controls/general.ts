@@ -41,6 +41,8 @@ export const generalControls: HandlerTable = {
   [ControlCode.SET_TUNABLE]: ({ name, value }, { daemon }) => {
     switch (daemon.tunables.set(name ?? '', value)) {
       case 'ok':
+        // The scheduler needs at least one helper slot to make progress at all.
+        if (name?.toLowerCase() === 'lockprocessesperdb') daemon.lockScheduler.setHelpersPerDatabase(Math.max(1, value));
         return OK;
       case 'obsolete':
         return { status: 1 };
