@@ -309,6 +309,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fetchInto", Napi::Function::New(env, FetchInto));
   exports.Set("copyScratch", Napi::Function::New(env, CopyScratch));
   exports.Set("exists", Napi::Function::New(env, KeyOp<&Store::Exists>));
+  exports.Set("chainLockMark", Napi::Function::New(env, KeyOp<&Store::ChainLockMark>));
+  exports.Set("chainUnlockMark", Napi::Function::New(env, KeyOp<&Store::ChainUnlockMark>));
   exports.Set("delete", Napi::Function::New(env, KeyOp<&Store::Delete>));
   exports.Set("store", Napi::Function::New(env, Put));
   exports.Set("chainLock", Napi::Function::New(env, ChainLock));

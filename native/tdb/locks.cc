@@ -92,11 +92,11 @@ bool Store::HaveExtraLocks(bool in_transaction) const {
 }
 
 // fcntl locks do not nest within a process, so nesting is counted here.
-Status Store::NestLock(uint32_t off, int type, bool wait) {
+Status Store::NestLock(uint32_t off, int type, bool wait, bool mark_only) {
   if (flags_ & kNoLock) return Status::kOk;
   if (NestedLock* held = FindLock(off)) {
     if (held->type == F_RDLCK && type == F_WRLCK) {
-      if (!mutexes_ || off < kFreelistTop - 4) {
+      if (!mark_only && (!mutexes_ || off < kFreelistTop - 4)) {
         Status s = BrLock(F_WRLCK, off, 1, wait);
         if (s != Status::kOk) return s;
       }
@@ -105,20 +105,22 @@ Status Store::NestLock(uint32_t off, int type, bool wait) {
     held->count++;
     return Status::kOk;
   }
-  Status s = BrLock(type, off, 1, wait);
-  if (s != Status::kOk) return s;
+  if (!mark_only) {
+    Status s = BrLock(type, off, 1, wait);
+    if (s != Status::kOk) return s;
+  }
   locks_.push_back({off, 1, type});
   return Status::kOk;
 }
 
-Status Store::NestUnlock(uint32_t off) {
+Status Store::NestUnlock(uint32_t off, bool mark_only) {
   if (flags_ & kNoLock) return Status::kOk;
   NestedLock* held = FindLock(off);
   if (held == nullptr) return Fail(Status::kLock, "unlock of a lock not held (offset " + std::to_string(off) + ")");
   if (--held->count > 0) return Status::kOk;
   *held = locks_.back();
   locks_.pop_back();
-  return BrUnlock(off, 1);
+  return mark_only ? Status::kOk : BrUnlock(off, 1);
 }
 
 Status Store::CoveredByAllRecord(int type) {
@@ -317,6 +319,16 @@ Status Store::ChainLock(Span key, bool write, bool wait) {
 
 Status Store::ChainUnlock(Span key, bool write) {
   return UnlockList(static_cast<int>(Bucket(HashOf(key))), write ? F_WRLCK : F_RDLCK);
+}
+
+// Like libtdb, marking bypasses the all-record and recovery checks: the helper that really
+// holds the chain lock did them.
+Status Store::ChainLockMark(Span key) {
+  return NestLock(ListLockOffset(static_cast<int>(Bucket(HashOf(key)))), F_WRLCK, false, true);
+}
+
+Status Store::ChainUnlockMark(Span key) {
+  return NestUnlock(ListLockOffset(static_cast<int>(Bucket(HashOf(key)))), true);
 }
 
 Status Store::LockAll(bool write, bool wait) { return AllRecordLock(write ? F_WRLCK : F_RDLCK, wait, false); }

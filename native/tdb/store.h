@@ -71,6 +71,10 @@ class Store {
 
   Status ChainLock(Span key, bool write, bool wait);
   Status ChainUnlock(Span key, bool write);
+  // Records a chain write lock that another process (a lock helper) holds for us, without
+  // locking: fetch/store/delete on the chain then go ahead. Unmark forgets it without unlocking.
+  Status ChainLockMark(Span key);
+  Status ChainUnlockMark(Span key);
   Status LockAll(bool write, bool wait);
   Status UnlockAll(bool write);
 
@@ -152,8 +156,9 @@ class Store {
   // --- locking
   Status BrLock(int type, uint32_t off, uint32_t len, bool wait);
   Status BrUnlock(uint32_t off, uint32_t len);
-  Status NestLock(uint32_t off, int type, bool wait);
-  Status NestUnlock(uint32_t off);
+  // mark_only: bookkeeping only, the lock itself is held elsewhere.
+  Status NestLock(uint32_t off, int type, bool wait, bool mark_only = false);
+  Status NestUnlock(uint32_t off, bool mark_only = false);
   NestedLock* FindLock(uint32_t off);
   bool HaveDataLocks() const;
   bool HaveExtraLocks(bool in_transaction) const;

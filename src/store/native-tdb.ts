@@ -35,6 +35,8 @@ export interface NativeTdb {
   store(h: TdbHandle, key: Buffer, data: Buffer, mode: number): number;
   chainLock(h: TdbHandle, key: Buffer, write: boolean, wait: boolean): number;
   chainUnlock(h: TdbHandle, key: Buffer, write: boolean): number;
+  chainLockMark(h: TdbHandle, key: Buffer): number;
+  chainUnlockMark(h: TdbHandle, key: Buffer): number;
   lockAll(h: TdbHandle, write: boolean, wait: boolean): number;
   unlockAll(h: TdbHandle, write: boolean): number;
   transactionStart(h: TdbHandle, wait: boolean): number;

@@ -188,6 +188,20 @@ export class TdbFile {
     this.#check('chainunlock', nativeTdb.chainUnlock(this.#h(), toKey(key), true));
   }
 
+  /**
+   * Records that `key`'s chain is write-locked for this process by someone else (a lock helper
+   * holding it on our behalf), without locking: fetch/store/delete on the chain then proceed.
+   * Undo with chainUnlockMark before the helper releases the lock (libtdb's tdb_chainlock_mark).
+   */
+  chainLockMark(key: TdbKey): void {
+    this.#check('chainlock_mark', nativeTdb.chainLockMark(this.#h(), toKey(key)));
+  }
+
+  /** Forgets a chainLockMark without unlocking (the helper still holds the lock). */
+  chainUnlockMark(key: TdbKey): void {
+    this.#check('chainlock_unmark', nativeTdb.chainUnlockMark(this.#h(), toKey(key)));
+  }
+
   chainLockRead(key: TdbKey): void {
     this.#check('chainlock_read', nativeTdb.chainLock(this.#h(), toKey(key), false, true));
   }
