@@ -54,8 +54,8 @@ async function openOnEveryNode(cluster: TestCluster, name: string): Promise<{ db
   return { dbId, views };
 }
 
-describe('record migration on 3 nodes of ours', () => {
-  const cluster = useTestCluster({ nodes: 3, impl: 'ours' });
+describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (impl) => {
+  const cluster = useTestCluster({ nodes: 3, impl });
   let dbId: number;
   let views: NodeView[] = [];
 
@@ -133,6 +133,6 @@ describe('record migration on 3 nodes of ours', () => {
     const stats = await cluster().ctdb(0, ['statistics']);
     const maxHop = Number(/max_hop_count\s+(\d+)/.exec(stats.stdout)?.[1]);
     expect(maxHop).toBeLessThan(10);
-    console.log(`ring: ${3 * clientsPerNode * perClient} increments, ${migrations} migrations, longest fetch ${maxStallMs.toFixed(1)} ms, max hop ${maxHop}`);
+    console.log(`ring (${impl}): ${3 * clientsPerNode * perClient} increments, ${migrations} migrations, longest fetch ${maxStallMs.toFixed(1)} ms, max hop ${maxHop}`);
   }, 120_000);
 });
