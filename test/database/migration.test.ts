@@ -3,7 +3,7 @@
 // every fetch a migration, with no lost update.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
-import { fetchLocked } from '../../src/client/fetch-lock';
+import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
 import { CallFlag, CallId, ControlCode, Pnn } from '../../src/protocol';
 import { TdbFile, fetchLtdbRecord } from '../../src/store';
 import type { TestCluster } from '../harness/cluster';
@@ -82,8 +82,7 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
 
   it('FETCH from another node returns the value without the header', async () => {
     const key = Buffer.from('fetched');
-    const locked = await fetchLocked(views[0].client, views[0].file, dbId, key);
-    locked.storeAndUnlock(Buffer.from('payload'));
+    await updateRecord(views[0].client, views[0].file, dbId, key, () => Buffer.from('payload'));
     const reply = await views[2].client.recordCall({ dbId, callId: CallId.FETCH_FUNC, key });
     expect(reply).toEqual({ status: 0, data: Buffer.from('payload') });
     const withHeader = await views[1].client.recordCall({ dbId, callId: CallId.FETCH_WITH_HEADER_FUNC, key });
@@ -108,13 +107,13 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
             (async () => {
               for (let i = 0; i < perClient; i++) {
                 const t0 = performance.now();
-                const locked = await fetchLocked(client, view.file, dbId, key);
+                const seen = await updateRecord(client, view.file, dbId, key, ({ data }) => {
+                  const next = Buffer.alloc(4);
+                  next.writeUInt32LE((data.length === 4 ? data.readUInt32LE(0) : 0) + 1);
+                  return next;
+                });
                 maxStallMs = Math.max(maxStallMs, performance.now() - t0);
-                migrations += locked.migrations;
-                const value = locked.data.length === 4 ? locked.data.readUInt32LE(0) : 0;
-                const next = Buffer.alloc(4);
-                next.writeUInt32LE(value + 1);
-                locked.storeAndUnlock(next);
+                migrations += seen.migrations;
                 // Let the other nodes' clients get at it.
                 await new Promise((resolve) => setImmediate(resolve));
               }
@@ -126,8 +125,7 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
     } finally {
       for (const c of extra) c.close();
     }
-    const final = await fetchLocked(views[0].client, views[0].file, dbId, key);
-    final.unlock();
+    const final = await fetchRecordHere(views[0].client, views[0].file, dbId, key);
     expect(final.data.readUInt32LE(0)).toBe(3 * clientsPerNode * perClient);
     expect(migrations).toBeGreaterThan(10);
     const stats = await cluster().ctdb(0, ['statistics']);
