@@ -134,3 +134,32 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
     console.log(`ring (${impl}): ${3 * clientsPerNode * perClient} increments, ${migrations} migrations, longest fetch ${maxStallMs.toFixed(1)} ms, max hop ${maxHop}`);
   }, 120_000);
 });
+
+describe.each(['ours', 'real'] as const)('a call in flight across a recovery (%s)', (impl) => {
+  const cluster = useTestCluster({ nodes: 3, impl, tunables: { KeepaliveInterval: 1, KeepaliveLimit: 3 } });
+
+  it('a migration whose dmaster stalls completes after the recovery that drops that node', async () => {
+    await cluster().waitUntilHealthy();
+    const { dbId, views } = await openOnEveryNode(cluster(), 'inflight.tdb');
+    try {
+      const key = Buffer.from('held-by-node-1');
+      await updateRecord(views[1].client, views[1].file, dbId, key, () => Buffer.from('on node 1'));
+      cluster().kill(1, 'SIGSTOP');
+      try {
+        const t0 = performance.now();
+        await views[0].client.recordCall({ dbId, callId: CallId.NULL_FUNC, key, flags: CallFlag.IMMEDIATE_MIGRATION });
+        const waitedMs = performance.now() - t0;
+        // Answered only once node 1 was declared dead and the others recovered without it.
+        expect(waitedMs).toBeGreaterThan(1_000);
+        expect(fetchLtdbRecord(views[0].file, key)?.header.dmaster).toBe(0);
+      } finally {
+        cluster().kill(1, 'SIGCONT');
+      }
+    } finally {
+      for (const v of views) {
+        v.client.close();
+        v.file.close();
+      }
+    }
+  }, 120_000);
+});
