@@ -12,6 +12,7 @@ import { nodeControls } from './nodes';
 import { messagingControls } from './messaging';
 import { publicIpControls } from './public-ips';
 import { databaseControls } from './databases';
+import { traverseControls } from './traverse';
 
 const HANDLERS: HandlerTable = {
   ...generalControls,
@@ -19,6 +20,7 @@ const HANDLERS: HandlerTable = {
   ...messagingControls,
   ...publicIpControls,
   ...databaseControls,
+  ...traverseControls,
 };
 
 const EMPTY = Buffer.alloc(0);

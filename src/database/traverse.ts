@@ -1,0 +1,306 @@
+// Database traverses as CTDB 4.17 runs them (ctdb_traverse.c), in both of their roles:
+//
+// - Originating node: a local client sends TRAVERSE_START[_EXT]. The nodes that hold the
+//   authoritative copies are asked to walk their local files with TRAVERSE_ALL[_EXT]: every
+//   active node for a volatile database, a single node (this one when it is in the vnn map)
+//   for persistent and replicated ones. Their records come back as TRAVERSE_DATA controls, one
+//   rec_data each and an empty one at the end. Each record goes on to the client's srvid as one
+//   message (the client's reqid in it); once every node has ended, or TraverseTimeout has passed,
+//   the client gets the 16-byte end marker. A client that goes away, and a timeout, make every
+//   node drop its walk (TRAVERSE_KILL).
+// - Serving node: walks its file and streams the records to the originator. A volatile
+//   database gives only the records this node is dmaster of, and only non-empty ones unless
+//   the client asked for empty records too.
+//
+// Where the walk runs. ctdbd forks a child for it; a Node daemon cannot. A second open of the
+// file (a worker thread, or anything in this process) would drop the daemon's own fcntl locks
+// on that file when closed, and the native handle is not shared across threads, so the walk
+// uses the daemon's handle on the event loop, as the batched read traverse: chain locks are
+// taken only inside native code while a chain's records are copied out, never across an
+// event-loop turn or while JS runs, so smbd waits at most for one chain copy. The walk copies
+// the selected records into compact rec_data chunks (one copy, no per-record objects), and
+// the costly part, sending one packet per record, is spread over event-loop turns one chunk
+// at a time, so pings, smbd's record calls and other nodes' packets are served in between.
+// What stays on one turn is the native walk itself (a few microseconds per record).
+import { ControlCode, Pnn, encode, recDataCodec, traverseAllCodec, traverseAllExtCodec, traverseStartCodec, LTDB_HEADER_SIZE } from '../protocol';
+import type { RecData, TraverseAll, TraverseStartExt } from '../protocol';
+import type { Logger } from '../common/logging';
+import type { TdbFile } from '../store';
+
+/** What a traverse needs of an attached database. */
+export interface TraversedDatabase {
+  readonly id: number;
+  readonly name: string;
+  /** Volatile databases are traversed on every active node, each giving its own records. */
+  readonly volatile: boolean;
+  readonly file: TdbFile;
+}
+
+/** What the engine needs of the daemon. */
+export interface TraverseHost {
+  readonly pnn: number;
+  readonly logger: Logger;
+  /** The nodes of BROADCAST_ACTIVE (this one included while it is active). */
+  activeNodes(): number[];
+  isActive(pnn: number): boolean;
+  isConnected(pnn: number): boolean;
+  vnnMap(): readonly number[];
+  /** A NOREPLY control to a node or a broadcast pnn, this node included. */
+  sendControl(destnode: number, opcode: ControlCode, data: Buffer): void;
+  /** One message to whoever registered srvid on this node. */
+  deliver(srvid: bigint, data: Buffer): void;
+  traverseTimeoutMs(): number;
+  /** Counts a traverse that ended by timeout (statistics timeouts.traverse). */
+  countTimeout(): void;
+}
+
+/** What the serving nodes are told: TRAVERSE_ALL plus the client's choice about empty records. */
+export type TraverseAllRequest = TraverseAll & { withEmptyRecords: boolean };
+
+/** rec_data chunk size: the unit of work per event-loop turn when records are sent. */
+const CHUNK_BYTES = 256 * 1024;
+/** How often a running traverse checks that its client and its nodes are still there. */
+const LIVENESS_POLL_MS = 1000;
+const EMPTY = Buffer.alloc(0);
+
+/** A traverse this node started for one of its clients. */
+interface ClusterTraverse {
+  readonly reqid: number;
+  readonly db: TraversedDatabase;
+  readonly request: TraverseStartExt;
+  readonly clientAlive: () => boolean;
+  /** Nodes whose end marker has not arrived yet. */
+  readonly pending: Set<number>;
+  records: number;
+  readonly timeout: NodeJS.Timeout;
+  readonly poll: NodeJS.Timeout;
+}
+
+/** A walk of the local file for some node's traverse. */
+interface LocalWalk {
+  readonly db: TraversedDatabase;
+  readonly request: TraverseAllRequest;
+  killed: boolean;
+}
+
+export class TraverseEngine {
+  readonly #sessions = new Map<number, ClusterTraverse>();
+  readonly #walks = new Set<LocalWalk>();
+  #lastReqid = 0;
+
+  constructor(private readonly host: TraverseHost) {}
+
+  /** Traverses running from this node (for tests and diagnostics). */
+  get running(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * TRAVERSE_START[_EXT] from a local client; `clientAlive` tells whether it is still connected.
+   * Nothing reaches the client before the control's reply: every record and the end marker
+   * come from later event-loop turns.
+   */
+  start(db: TraversedDatabase, request: TraverseStartExt, clientAlive: () => boolean): void {
+    const nodes = db.volatile ? this.host.activeNodes() : [this.#persistentNode()];
+    const reqid = this.#allocReqid();
+    const session: ClusterTraverse = {
+      reqid,
+      db,
+      request,
+      clientAlive,
+      pending: new Set(nodes),
+      records: 0,
+      timeout: setTimeout(() => this.#timedOut(session), Math.max(0, this.host.traverseTimeoutMs())).unref(),
+      poll: setInterval(() => this.#checkLiveness(session), LIVENESS_POLL_MS).unref(),
+    };
+    this.#sessions.set(reqid, session);
+    this.host.logger.notice(`Starting traverse on DB ${db.name} (id ${reqid})`);
+    const all = { dbId: db.id, reqid, pnn: this.host.pnn, clientReqid: request.reqid, srvid: request.srvid };
+    // As ctdbd: the extended form only when it carries something the plain one cannot.
+    const [opcode, data] = request.withEmptyRecords
+      ? [ControlCode.TRAVERSE_ALL_EXT, encode(traverseAllExtCodec, { ...all, withEmptyRecords: true })]
+      : [ControlCode.TRAVERSE_ALL, encode(traverseAllCodec, all)];
+    for (const pnn of nodes) this.host.sendControl(pnn, opcode, data);
+    if (nodes.length === 0) setImmediate(() => this.#finish(session));
+  }
+
+  /** TRAVERSE_ALL[_EXT]: walk the local file and stream its records to the originating node. */
+  serve(db: TraversedDatabase, request: TraverseAllRequest): void {
+    const walk: LocalWalk = { db, request, killed: false };
+    this.#walks.add(walk);
+    setImmediate(() => this.#walk(walk));
+  }
+
+  /**
+   * TRAVERSE_DATA from node `srcnode` (or from a walk of this node): one record, or the end
+   * marker of that node. False when no traverse of this node has that reqid (it ended).
+   */
+  data(srcnode: number, record: RecData): boolean {
+    const session = this.#sessions.get(record.reqid);
+    if (session === undefined) return false;
+    if (!session.clientAlive()) {
+      this.#cancel(session, 'Traverse cancelled by client disconnect');
+      return false;
+    }
+    if (record.key.length === 0 && record.data.length === 0) {
+      session.pending.delete(srcnode);
+      if (session.pending.size === 0) this.#finish(session);
+      return true;
+    }
+    session.records++;
+    this.host.deliver(session.request.srvid, encode(recDataCodec, { reqid: session.request.reqid, key: record.key, data: record.data }));
+    return true;
+  }
+
+  /** TRAVERSE_KILL: stop the walks feeding the traverse with that client reqid and srvid. */
+  kill(dbId: number, clientReqid: number, srvid: bigint): void {
+    for (const walk of this.#walks) {
+      if (walk.db.id === dbId && walk.request.clientReqid === clientReqid && walk.request.srvid === srvid) {
+        walk.killed = true;
+        this.#walks.delete(walk);
+      }
+    }
+  }
+
+  // Persistent and replicated databases are the same everywhere: one node is enough.
+  #persistentNode(): number {
+    const map = this.host.vnnMap();
+    if (map.includes(this.host.pnn) || map.length === 0) return this.host.pnn;
+    return map[0];
+  }
+
+  #allocReqid(): number {
+    do {
+      this.#lastReqid = this.#lastReqid >= 0x7fffffff ? 1 : this.#lastReqid + 1;
+    } while (this.#sessions.has(this.#lastReqid));
+    return this.#lastReqid;
+  }
+
+  #end(session: ClusterTraverse): boolean {
+    if (this.#sessions.get(session.reqid) !== session) return false;
+    this.#sessions.delete(session.reqid);
+    clearTimeout(session.timeout);
+    clearInterval(session.poll);
+    return true;
+  }
+
+  #finish(session: ClusterTraverse): void {
+    if (!this.#end(session)) return;
+    this.host.deliver(session.request.srvid, encode(recDataCodec, { reqid: session.request.reqid, key: EMPTY, data: EMPTY }));
+    this.host.logger.notice(`Ending traverse on DB ${session.db.name} (id ${session.reqid}), records ${session.records}`);
+  }
+
+  /** Ends a traverse whose nodes must stop sending: their walks are killed. */
+  #cancel(session: ClusterTraverse, why: string): void {
+    if (!this.#end(session)) return;
+    this.host.logger.error(`${why} for database:0x${session.db.id.toString(16).padStart(8, '0')}`);
+    this.#broadcastKill(session);
+  }
+
+  #broadcastKill(session: ClusterTraverse): void {
+    const { reqid, srvid } = session.request;
+    const kill = encode(traverseStartCodec, { dbId: session.db.id, reqid, srvid });
+    this.host.sendControl(Pnn.BROADCAST_CONNECTED, ControlCode.TRAVERSE_KILL, kill);
+  }
+
+  // The client gets what arrived and the end marker; the nodes still walking are stopped.
+  #timedOut(session: ClusterTraverse): void {
+    this.host.logger.error(`Traverse all timeout on database:${session.db.name}`);
+    this.host.countTimeout();
+    this.#finish(session);
+    this.#broadcastKill(session);
+  }
+
+  // A node that left the cluster will never send its end marker: stop waiting for it, rather
+  // than for TraverseTimeout as ctdbd does when the other nodes had already finished.
+  #checkLiveness(session: ClusterTraverse): void {
+    if (!session.clientAlive()) {
+      this.#cancel(session, 'Traverse cancelled by client disconnect');
+      return;
+    }
+    for (const pnn of session.pending) {
+      if (!this.host.isActive(pnn)) session.pending.delete(pnn);
+    }
+    if (session.pending.size === 0) this.#finish(session);
+  }
+
+  #walk(walk: LocalWalk): void {
+    if (walk.killed) return;
+    const { db, request } = walk;
+    const spool = new RecDataSpool(request.reqid);
+    const dmaster = this.host.pnn;
+    try {
+      db.file.traverseRead((key, data) => {
+        if (!db.volatile || isAuthoritative(data, dmaster, request.withEmptyRecords)) spool.add(key, data);
+      });
+    } catch (err) {
+      // As ctdbd: a failed walk still ends, with what it had, so the originator is not kept waiting.
+      this.host.logger.error(`Local traverse failed db:${db.name} reqid:${request.reqid}: ${(err as Error).message}`);
+    }
+    this.#send(walk, spool.finish(), 0);
+  }
+
+  /** Sends one chunk per event-loop turn, then the end marker. */
+  #send(walk: LocalWalk, chunks: Buffer[], next: number): void {
+    const origin = walk.request.pnn;
+    if (walk.killed || (origin !== this.host.pnn && !this.host.isConnected(origin))) {
+      this.#walks.delete(walk);
+      return;
+    }
+    if (next === chunks.length) {
+      this.#walks.delete(walk);
+      this.#emit(origin, encode(recDataCodec, { reqid: walk.request.reqid, key: EMPTY, data: EMPTY }));
+      return;
+    }
+    const chunk = chunks[next];
+    for (let off = 0; off < chunk.length; ) {
+      const length = chunk.readUInt32LE(off);
+      this.#emit(origin, chunk.subarray(off, off + length));
+      off += length;
+    }
+    setImmediate(() => this.#send(walk, chunks, next + 1));
+  }
+
+  // Records for this node's own traverses skip the trip through the control path.
+  #emit(origin: number, record: Buffer): void {
+    if (origin === this.host.pnn) this.data(origin, recDataCodec.pull(record, 0, record.length).value);
+    else this.host.sendControl(origin, ControlCode.TRAVERSE_DATA, record);
+  }
+}
+
+/** A volatile record this node is dmaster of; a bare header (deleted record) only on request. */
+function isAuthoritative(data: Buffer, pnn: number, withEmptyRecords: boolean): boolean {
+  if (data.length < LTDB_HEADER_SIZE) return false;
+  if (data.length === LTDB_HEADER_SIZE && !withEmptyRecords) return false;
+  return data.readUInt32LE(8) === pnn;
+}
+
+/** Records marshalled back to back as rec_data, in chunks of about CHUNK_BYTES. */
+class RecDataSpool {
+  readonly #chunks: Buffer[] = [];
+  #chunk = EMPTY;
+  #used = 0;
+
+  constructor(private readonly reqid: number) {}
+
+  add(key: Buffer, data: Buffer): void {
+    const record = { reqid: this.reqid, key, data };
+    const size = recDataCodec.size(record);
+    if (this.#used + size > this.#chunk.length) {
+      this.#seal();
+      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, size));
+    }
+    this.#used += recDataCodec.push(record, this.#chunk, this.#used);
+  }
+
+  finish(): Buffer[] {
+    this.#seal();
+    return this.#chunks;
+  }
+
+  #seal(): void {
+    if (this.#used > 0) this.#chunks.push(this.#chunk.subarray(0, this.#used));
+    this.#chunk = EMPTY;
+    this.#used = 0;
+  }
+}
