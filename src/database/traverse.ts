@@ -57,8 +57,12 @@ export interface TraverseHost {
 /** What the serving nodes are told: TRAVERSE_ALL plus the client's choice about empty records. */
 export type TraverseAllRequest = TraverseAll & { withEmptyRecords: boolean };
 
-/** rec_data chunk size: the unit of work per event-loop turn when records are sent. */
-const CHUNK_BYTES = 256 * 1024;
+/**
+ * The unit of work per event-loop turn, in rec_data bytes: what a walk sends, what goes on to a
+ * client. Incoming TRAVERSE_DATA arrive thousands per native batch; only queueing them happens
+ * in that turn.
+ */
+const BATCH_BYTES = 64 * 1024;
 /** How often a running traverse checks that its client and its nodes are still there. */
 const LIVENESS_POLL_MS = 1000;
 const EMPTY = Buffer.alloc(0);
@@ -71,6 +75,14 @@ interface ClusterTraverse {
   readonly clientAlive: () => boolean;
   /** Nodes whose end marker has not arrived yet. */
   readonly pending: Set<number>;
+  /** Records received, not yet delivered to the client (from index `head` on). */
+  readonly queue: RecData[];
+  head: number;
+  deliveryScheduled: boolean;
+  /** No more records will come: the end marker follows the queue. */
+  complete: boolean;
+  /** The client is gone: nothing more is delivered. */
+  dropped: boolean;
   records: number;
   readonly timeout: NodeJS.Timeout;
   readonly poll: NodeJS.Timeout;
@@ -97,8 +109,8 @@ export class TraverseEngine {
 
   /**
    * TRAVERSE_START[_EXT] from a local client; `clientAlive` tells whether it is still connected.
-   * Nothing reaches the client before the control's reply: every record and the end marker
-   * come from later event-loop turns.
+   * Nothing reaches the client before the control's reply: records and the end marker are
+   * delivered from later event-loop turns only.
    */
   start(db: TraversedDatabase, request: TraverseStartExt, clientAlive: () => boolean): void {
     const nodes = db.volatile ? this.host.activeNodes() : [this.#persistentNode()];
@@ -109,6 +121,11 @@ export class TraverseEngine {
       request,
       clientAlive,
       pending: new Set(nodes),
+      queue: [],
+      head: 0,
+      deliveryScheduled: false,
+      complete: false,
+      dropped: false,
       records: 0,
       timeout: setTimeout(() => this.#timedOut(session), Math.max(0, this.host.traverseTimeoutMs())).unref(),
       poll: setInterval(() => this.#checkLiveness(session), LIVENESS_POLL_MS).unref(),
@@ -121,7 +138,7 @@ export class TraverseEngine {
       ? [ControlCode.TRAVERSE_ALL_EXT, encode(traverseAllExtCodec, { ...all, withEmptyRecords: true })]
       : [ControlCode.TRAVERSE_ALL, encode(traverseAllCodec, all)];
     for (const pnn of nodes) this.host.sendControl(pnn, opcode, data);
-    if (nodes.length === 0) setImmediate(() => this.#finish(session));
+    if (nodes.length === 0) this.#finish(session);
   }
 
   /** TRAVERSE_ALL[_EXT]: walk the local file and stream its records to the originating node. */
@@ -138,17 +155,13 @@ export class TraverseEngine {
   data(srcnode: number, record: RecData): boolean {
     const session = this.#sessions.get(record.reqid);
     if (session === undefined) return false;
-    if (!session.clientAlive()) {
-      this.#cancel(session, 'Traverse cancelled by client disconnect');
-      return false;
-    }
     if (record.key.length === 0 && record.data.length === 0) {
       session.pending.delete(srcnode);
       if (session.pending.size === 0) this.#finish(session);
       return true;
     }
-    session.records++;
-    this.host.deliver(session.request.srvid, encode(recDataCodec, { reqid: session.request.reqid, key: record.key, data: record.data }));
+    session.queue.push(record);
+    this.#scheduleDelivery(session);
     return true;
   }
 
@@ -184,17 +197,53 @@ export class TraverseEngine {
     return true;
   }
 
+  /** No more records: the client gets the end marker once the queue is delivered. */
   #finish(session: ClusterTraverse): void {
     if (!this.#end(session)) return;
-    this.host.deliver(session.request.srvid, encode(recDataCodec, { reqid: session.request.reqid, key: EMPTY, data: EMPTY }));
-    this.host.logger.notice(`Ending traverse on DB ${session.db.name} (id ${session.reqid}), records ${session.records}`);
+    session.complete = true;
+    this.#scheduleDelivery(session);
   }
 
-  /** Ends a traverse whose nodes must stop sending: their walks are killed. */
-  #cancel(session: ClusterTraverse, why: string): void {
+  /** The client is gone: deliver nothing more, and stop the nodes still walking. */
+  #cancel(session: ClusterTraverse): void {
+    session.dropped = true;
+    session.queue.length = 0;
     if (!this.#end(session)) return;
-    this.host.logger.error(`${why} for database:0x${session.db.id.toString(16).padStart(8, '0')}`);
+    this.host.logger.error(`Traverse cancelled by client disconnect for database:0x${session.db.id.toString(16).padStart(8, '0')}`);
     this.#broadcastKill(session);
+  }
+
+  #scheduleDelivery(session: ClusterTraverse): void {
+    if (session.deliveryScheduled || session.dropped) return;
+    session.deliveryScheduled = true;
+    setImmediate(() => this.#deliver(session));
+  }
+
+  /** One batch of queued records to the client's srvid; the end marker after the last. */
+  #deliver(session: ClusterTraverse): void {
+    session.deliveryScheduled = false;
+    if (session.dropped) return;
+    if (!session.clientAlive()) {
+      this.#cancel(session);
+      return;
+    }
+    const { srvid, reqid } = session.request;
+    let budget = BATCH_BYTES;
+    while (session.head < session.queue.length && budget > 0) {
+      const { key, data } = session.queue[session.head++];
+      budget -= key.length + data.length;
+      this.host.deliver(srvid, encode(recDataCodec, { reqid, key, data }));
+      session.records++;
+    }
+    if (session.head < session.queue.length) {
+      this.#scheduleDelivery(session);
+      return;
+    }
+    session.queue.length = 0;
+    session.head = 0;
+    if (!session.complete) return;
+    this.host.deliver(srvid, encode(recDataCodec, { reqid, key: EMPTY, data: EMPTY }));
+    this.host.logger.notice(`Ending traverse on DB ${session.db.name} (id ${session.reqid}), records ${session.records}`);
   }
 
   #broadcastKill(session: ClusterTraverse): void {
@@ -215,7 +264,7 @@ export class TraverseEngine {
   // than for TraverseTimeout as ctdbd does when the other nodes had already finished.
   #checkLiveness(session: ClusterTraverse): void {
     if (!session.clientAlive()) {
-      this.#cancel(session, 'Traverse cancelled by client disconnect');
+      this.#cancel(session);
       return;
     }
     for (const pnn of session.pending) {
@@ -275,7 +324,7 @@ function isAuthoritative(data: Buffer, pnn: number, withEmptyRecords: boolean): 
   return data.readUInt32LE(8) === pnn;
 }
 
-/** Records marshalled back to back as rec_data, in chunks of about CHUNK_BYTES. */
+/** Records marshalled back to back as rec_data, in chunks of about BATCH_BYTES. */
 class RecDataSpool {
   readonly #chunks: Buffer[] = [];
   #chunk = EMPTY;
@@ -288,7 +337,7 @@ class RecDataSpool {
     const size = recDataCodec.size(record);
     if (this.#used + size > this.#chunk.length) {
       this.#seal();
-      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, size));
+      this.#chunk = Buffer.allocUnsafe(Math.max(BATCH_BYTES, size));
     }
     this.#used += recDataCodec.push(record, this.#chunk, this.#used);
   }

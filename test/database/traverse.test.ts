@@ -72,9 +72,14 @@ function persistentSeed(pnn: number): SeedRecord[] {
   return records;
 }
 
+/** i in letters: the comparison masks daemon pids, which four-digit record numbers could match. */
+function letters(i: number): string {
+  return [...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('');
+}
+
 function bigSeed(pnn: number): SeedRecord[] {
   const records: SeedRecord[] = [];
-  for (let i = pnn; i < BIG_TOTAL; i += 3) records.push({ key: `big-${i}`, rsn: 1n, dmaster: pnn, value: `value of big record ${i} `.repeat(3) });
+  for (let i = pnn; i < BIG_TOTAL; i += 3) records.push({ key: `big-${letters(i)}`, rsn: 1n, dmaster: pnn, value: `value of big record ${letters(i)} `.repeat(3) });
   return records;
 }
 
