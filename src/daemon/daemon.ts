@@ -45,6 +45,7 @@ import type { Subscriber } from './srvid-table';
 import { StatisticsCollector, updateLatency } from './statistics';
 import type { LiveState } from './statistics';
 import { dispatchControl } from './controls';
+import { trans3Commits } from './controls/persistent';
 import { createPidFile } from './pidfile';
 import { DatabaseRegistry } from '../database/registry';
 import { RecordLocks } from '../database/record-lock';
@@ -314,6 +315,7 @@ export class Daemon implements RouterHost {
 
   /** END_RECOVERY: the first recovery moves the node on to startup and then to RUNNING. */
   recoveryEnded(): void {
+    trans3Commits(this).recoveryEnded();
     this.lastRecoveryFinished = timevalNow();
     if (this.state.runstate !== Runstate.FIRST_RECOVERY) return;
     this.setRunstate(Runstate.STARTUP);
@@ -415,6 +417,7 @@ export class Daemon implements RouterHost {
   }
 
   #dropClient(client: Client, reason: string | null): void {
+    trans3Commits(this).clientGone(client.id);
     this.srvids.deregisterAll(client.srvids, client);
     client.srvids.length = 0;
     this.clients.remove(client);

@@ -13,6 +13,7 @@ import { messagingControls } from './messaging';
 import { publicIpControls } from './public-ips';
 import { databaseControls } from './databases';
 import { traverseControls } from './traverse';
+import { persistentControls } from './persistent';
 
 const HANDLERS: HandlerTable = {
   ...generalControls,
@@ -21,6 +22,7 @@ const HANDLERS: HandlerTable = {
   ...publicIpControls,
   ...databaseControls,
   ...traverseControls,
+  ...persistentControls,
 };
 
 const EMPTY = Buffer.alloc(0);
