@@ -45,6 +45,7 @@ import type { Subscriber } from './srvid-table';
 import { StatisticsCollector, updateLatency } from './statistics';
 import type { LiveState } from './statistics';
 import { dispatchControl } from './controls';
+import { vacuumingOf } from './controls/vacuum';
 import { trans3Commits } from './controls/persistent';
 import { createPidFile } from './pidfile';
 import { DatabaseRegistry } from '../database/registry';
@@ -147,6 +148,7 @@ export class Daemon implements RouterHost {
         this.logger.error(`${reason}: forcing a recovery`);
         this.state.recMode = RecMode.ACTIVE;
       },
+      deletions: vacuumingOf(this),
     });
     this.io = new NativeIo({
       packets: (conns, packets) => this.#onPackets(conns, packets),

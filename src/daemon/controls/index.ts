@@ -12,6 +12,7 @@ import { nodeControls } from './nodes';
 import { messagingControls } from './messaging';
 import { publicIpControls } from './public-ips';
 import { databaseControls } from './databases';
+import { vacuumControls } from './vacuum';
 import { traverseControls } from './traverse';
 import { persistentControls } from './persistent';
 
@@ -21,6 +22,7 @@ const HANDLERS: HandlerTable = {
   ...messagingControls,
   ...publicIpControls,
   ...databaseControls,
+  ...vacuumControls,
   ...traverseControls,
   ...persistentControls,
 };
