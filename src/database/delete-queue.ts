@@ -58,11 +58,6 @@ export class DeleteQueues implements DeletionQueue {
     this.#byDb.delete(db);
   }
 
-  sizes(db: ClusterDatabase): { deletions: number; fetches: number } {
-    const queues = this.#byDb.get(db);
-    return { deletions: queues?.deletions.size ?? 0, fetches: queues?.fetches.size ?? 0 };
-  }
-
   #queues(db: ClusterDatabase): VacuumQueues {
     let queues = this.#byDb.get(db);
     if (queues === undefined) {

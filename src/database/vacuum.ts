@@ -185,10 +185,6 @@ export class Vacuuming implements DeletionQueue {
     for (const record of records) this.#queues.fetch(db, record.key);
   }
 
-  queued(db: ClusterDatabase): { deletions: number; fetches: number } {
-    return this.#queues.sizes(db);
-  }
-
   /** Vacuum run latency of a database (GET_DB_STATISTICS vacuum latency). */
   latency(db: ClusterDatabase): LatencyCounter | undefined {
     return this.#handles.get(db)?.latency;

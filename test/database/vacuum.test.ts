@@ -1,7 +1,9 @@
 // Vacuuming on 3 nodes, ours and the real ctdbd in the same scenario: records written on one
 // node, overwritten on another (so they migrate with data), emptied on a third and scheduled for
 // deletion as smbd does it disappear from every node's file; live records stay; records written
-// again while vacuuming runs keep their new value. Then the controls' edges.
+// again while vacuuming runs keep their new value; a process holding the file's locks delays
+// vacuuming without stalling the daemon; a recovery in the middle loses nothing. Then the
+// controls' edges.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
@@ -9,6 +11,7 @@ import { ControlCode, ControlFlag, Pnn, encodeControlRequest } from '../../src/p
 import { TdbFile } from '../../src/store';
 import type { TestCluster } from '../harness/cluster';
 import { useTestCluster } from '../harness/cluster';
+import { holdAllRecordLock } from './lock-holder';
 
 interface NodeView {
   client: CtdbClient;
@@ -125,6 +128,47 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
     await updateRecord(views[1].client, views[1].file, dbId, key, () => EMPTY);
     await until('the emptied record deleted everywhere', () => present(views, [key]).length === 0);
   }, 60_000);
+
+  it('a process holding the all-record lock delays vacuuming but never stalls the daemon', async () => {
+    const held = keys('held', 40);
+    for (const key of held) {
+      await write(views[0], dbId, key, 'x');
+      await remove(views[0], dbId, key);
+    }
+    const path = (await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply;
+    const flags = (await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.DB_OPEN_FLAGS, dbId)).reply;
+    const holder = await holdAllRecordLock(path, flags);
+    let slowestPingMs = 0;
+    try {
+      // Several vacuum runs (full ones included) come and go meanwhile; node 0 answers throughout.
+      const deadline = Date.now() + 4000;
+      while (Date.now() < deadline) {
+        const t0 = performance.now();
+        await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.PING, undefined);
+        slowestPingMs = Math.max(slowestPingMs, performance.now() - t0);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await holder.release();
+    }
+    expect(slowestPingMs).toBeLessThan(1000);
+    await until('the records deleted once the lock is gone', () => present(views, held).length === 0);
+    console.log(`vacuuming (${impl}) against a held all-record lock: slowest ping ${slowestPingMs.toFixed(1)} ms`);
+  }, 60_000);
+
+  it('a recovery in the middle of vacuuming loses no live record and keeps no emptied one', async () => {
+    const emptied = keys('recovered', 150);
+    const live = keys('survivor', 30);
+    for (const [i, key] of [...emptied, ...live].entries()) await write(views[i % 3], dbId, key, `value ${i}`);
+    for (const [i, key] of emptied.entries()) await remove(views[(i + 1) % 3], dbId, key);
+    const recover = await cluster().ctdb(0, ['recover'], { timeoutMs: 60_000 });
+    expect(recover.code).toBe(0);
+    await until('emptied records deleted everywhere', () => present(views, emptied).length === 0);
+    for (const [i, key] of live.entries()) {
+      const record = await fetchRecordHere(views[i % 3].client, views[i % 3].file, dbId, key);
+      expect(record.data.toString()).toBe(`value ${i + emptied.length}`);
+    }
+  }, 120_000);
 
   it('DB_VACUUM runs a vacuum now; unknown databases are refused', async () => {
     const c = views[0].client;
