@@ -71,6 +71,11 @@ const STAGGER_MS = 500;
 const MIGRATION_POLL_MS = 20;
 /** How long the full scan tries to get the all-record lock before leaving it to the next run. */
 const SCAN_LOCK_ATTEMPTS = [1, 2, 5, 10, 20, 50, 100, 200];
+/**
+ * Counting the free list means walking the whole file (TdbFile has no tdb_freelist_size; about
+ * 1 ms per 1000 records), so it is done after full runs and after runs that freed this many.
+ */
+const REPACK_CHECK_DELETIONS = 1000;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -135,6 +140,7 @@ class RunGuard {
 
 /** Runs `step` for each item, giving the event loop a turn every SLICE_MS (and then checking `guard`). */
 async function inSlices<T>(items: Iterable<T>, guard: RunGuard | null, step: (item: T) => void): Promise<void> {
+  guard?.check();
   let sliceStart = performance.now();
   for (const item of items) {
     step(item);
@@ -299,12 +305,13 @@ export class Vacuuming implements DeletionQueue {
     const everywhere = new Map<string, QueuedDeletion>();
     this.#host.logger.info(`Entering ${full ? 'full' : 'fast'} vacuum run for db ${db.name} db_id[0x${db.id.toString(16).padStart(8, '0')}]`);
     try {
-      if (full) handle.scanPending = !(await this.#scan(db, deletions, counts));
+      if (full) handle.scanPending = !(await this.#scan(db, deletions, guard, counts));
       await this.#migrateFetched(db, fetches, guard, counts);
       const byLmaster = await this.#sortQueue(db, deletions, everywhere, guard, counts);
       await this.#sendToLmasters(db, byLmaster);
       await this.#deleteEverywhere(db, everywhere, guard, counts);
-      if (counts.deleted + counts.deletedEverywhere > 0) this.#repackIfLong(db);
+      guard.check();
+      if (full || counts.deleted + counts.deletedEverywhere >= REPACK_CHECK_DELETIONS) this.#repackIfLong(db);
     } catch (err) {
       const aborted = err instanceof VacuumAborted;
       const level = aborted && err.message !== 'timed out' ? 'info' : 'error';
@@ -328,8 +335,10 @@ export class Vacuuming implements DeletionQueue {
    * Full run: every empty record this node is dmaster of joins the queue (with its current header).
    * Returns false when the file stayed busy and the scan is left to the next run.
    */
-  async #scan(db: ClusterDatabase, into: Map<string, QueuedDeletion>, counts: RunCounts): Promise<boolean> {
+  async #scan(db: ClusterDatabase, into: Map<string, QueuedDeletion>, guard: RunGuard, counts: RunCounts): Promise<boolean> {
     for (const delay of SCAN_LOCK_ATTEMPTS) {
+      // A frozen database is locked by this process: the lock would be granted (nested).
+      guard.check();
       if (db.file.lockAllNonblock()) {
         try {
           db.file.traverseRead((key, value) => {
@@ -540,7 +549,8 @@ export class Vacuuming implements DeletionQueue {
 
   #deleteCopy(db: ClusterDatabase, record: RecData): boolean {
     const { key } = record;
-    if (lmasterOf(this.#host.vnnMap(), key) === this.#host.pnn) return false;
+    // Frozen by this process: its chain locks would be granted here, but recovery owns the file.
+    if (db.frozen || lmasterOf(this.#host.vnnMap(), key) === this.#host.pnn) return false;
     if (record.data.length !== LTDB_HEADER_SIZE) return false;
     const theirs = parseLtdbRecord(record.data).header;
     if (!db.file.chainLockNonblock(key)) return false;
