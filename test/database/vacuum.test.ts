@@ -7,8 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
-import { ControlCode, ControlFlag, Pnn, encodeControlRequest } from '../../src/protocol';
-import { TdbFile } from '../../src/store';
+import { ControlCode, ControlFlag, LtdbFlag, Pnn, decodeControlReply, encodeControlRequest } from '../../src/protocol';
+import type { LtdbHeader } from '../../src/protocol';
+import { lmasterOf } from '../../src/database/lmaster';
+import { TdbFile, buildLtdbRecord, storeLtdbRecord } from '../../src/store';
 import type { TestCluster } from '../harness/cluster';
 import { useTestCluster } from '../harness/cluster';
 import { holdAllRecordLock } from './lock-holder';
@@ -169,6 +171,46 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
       expect(record.data.toString()).toBe(`value ${i + emptied.length}`);
     }
   }, 120_000);
+
+  it('TRY_DELETE_RECORDS deletes stale copies and returns the ones it must keep', async () => {
+    // Node 1's own copies, written straight into its file (with data, so its own vacuuming leaves them alone).
+    const vnnMap = (await views[1].client.call(Pnn.CURRENT_NODE, ControlCode.GETVNNMAP, undefined)).reply;
+    const notOwnLmaster = (name: string): Buffer => {
+      for (let i = 0; ; i++) {
+        const key = Buffer.from(`${name}-${i}`);
+        if (lmasterOf(vnnMap, key) !== 1) return key;
+      }
+    };
+    const lmasterKey = (() => {
+      for (let i = 0; ; i++) {
+        const key = Buffer.from(`td-lmaster-${i}`);
+        if (lmasterOf(vnnMap, key) === 1) return key;
+      }
+    })();
+    const header = (rsn: bigint, dmaster: number, flags = 0): LtdbHeader => ({ rsn, dmaster, reserved1: 0, flags });
+    const cases: { key: Buffer; local: LtdbHeader | null; sent: Buffer; kept: boolean }[] = [
+      { key: notOwnLmaster('td-missing'), local: null, sent: buildLtdbRecord(header(5n, 0)), kept: false },
+      { key: notOwnLmaster('td-older'), local: header(3n, 0), sent: buildLtdbRecord(header(5n, 0)), kept: false },
+      { key: notOwnLmaster('td-same'), local: header(5n, 2), sent: buildLtdbRecord(header(5n, 0)), kept: false },
+      { key: notOwnLmaster('td-newer'), local: header(9n, 0), sent: buildLtdbRecord(header(5n, 0)), kept: true },
+      { key: notOwnLmaster('td-own'), local: header(1n, 1), sent: buildLtdbRecord(header(5n, 0)), kept: true },
+      { key: notOwnLmaster('td-ro'), local: header(1n, 0, LtdbFlag.RO_HAVE_READONLY), sent: buildLtdbRecord(header(5n, 0)), kept: true },
+      { key: notOwnLmaster('td-sent-ro'), local: header(1n, 0), sent: buildLtdbRecord(header(5n, 0, LtdbFlag.RO_HAVE_DELEGATIONS)), kept: true },
+      { key: notOwnLmaster('td-size'), local: header(1n, 0), sent: buildLtdbRecord(header(5n, 0), Buffer.from('data')), kept: true },
+      { key: lmasterKey, local: header(1n, 0), sent: buildLtdbRecord(header(5n, 0)), kept: true },
+    ];
+    for (const c of cases) if (c.local !== null) storeLtdbRecord(views[1].file, c.key, c.local, Buffer.from('stale'));
+    const request = { dbId, records: cases.map((c) => ({ reqid: dbId, key: c.key, data: c.sent })) };
+    const reply = await views[0].client.control(1, ControlCode.TRY_DELETE_RECORDS, encodeControlRequest(ControlCode.TRY_DELETE_RECORDS, request));
+    expect(reply.status).toBe(0);
+    const kept = decodeControlReply(ControlCode.TRY_DELETE_RECORDS, reply.data);
+    expect(kept.dbId).toBe(dbId);
+    expect(kept.records.map((r) => r.key.toString()).sort()).toEqual(cases.filter((c) => c.kept).map((c) => c.key.toString()).sort());
+    for (const c of cases) expect(views[1].file.exists(c.key), c.key.toString()).toBe(c.kept && c.local !== null);
+    // A record too short to hold a header fails the whole control.
+    const bad = { dbId, records: [{ reqid: 0, key: Buffer.from('short'), data: Buffer.alloc(8) }] };
+    expect((await views[0].client.control(1, ControlCode.TRY_DELETE_RECORDS, encodeControlRequest(ControlCode.TRY_DELETE_RECORDS, bad))).status).toBe(-1);
+  }, 60_000);
 
   it('DB_VACUUM runs a vacuum now; unknown databases are refused', async () => {
     const c = views[0].client;
