@@ -254,6 +254,11 @@ Napi::Value EnableSeqnum(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value IncrementSeqnum(const Napi::CallbackInfo& info) {
+  if (Handle* h = GetHandle(info)) h->store->IncrementSeqnum();
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = GetHandle(info);
@@ -327,6 +332,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("traverseReadBatched", Napi::Function::New(env, TraverseReadBatched));
   exports.Set("seqnum", Napi::Function::New(env, Seqnum));
   exports.Set("enableSeqnum", Napi::Function::New(env, EnableSeqnum));
+  exports.Set("incrementSeqnum", Napi::Function::New(env, IncrementSeqnum));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("lastError", Napi::Function::New(env, LastError));
   exports.Set("hashKey", Napi::Function::New(env, HashKeyFn));

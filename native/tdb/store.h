@@ -86,6 +86,10 @@ class Store {
 
   uint32_t Seqnum();
   void EnableSeqnum() { flags_ |= kSeqnum; }
+  // libtdb's tdb_increment_seqnum_nonblock: a no-op unless seqnums are enabled.
+  void IncrementSeqnum() {
+    if (!read_only_ && (txn_ || map_ != nullptr)) BumpSeqnum();
+  }
   // Rewrites the file compactly through a transaction.
   Status Repack();
   // Deletes every record and empties the free list (inside a transaction if one is open).

@@ -49,6 +49,7 @@ export interface NativeTdb {
   traverseReadBatched(h: TdbHandle, fn: (batch: Buffer) => boolean | void): number;
   seqnum(h: TdbHandle): number;
   enableSeqnum(h: TdbHandle): void;
+  incrementSeqnum(h: TdbHandle): void;
   info(h: TdbHandle): NativeTdbInfo;
   lastError(h: TdbHandle): { message: string; errno: number };
   hashKey(key: Buffer, jenkins: boolean): number;

@@ -280,6 +280,11 @@ export class TdbFile {
     nativeTdb.enableSeqnum(this.#h());
   }
 
+  /** Bumps the sequence number without a lock, if seqnums are enabled (tdb_increment_seqnum_nonblock). */
+  incrementSeqnum(): void {
+    nativeTdb.incrementSeqnum(this.#h());
+  }
+
   /** Rewrites the file compactly (in a transaction). */
   repack(): void {
     this.#check('repack', nativeTdb.repack(this.#h()));

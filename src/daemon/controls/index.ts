@@ -12,6 +12,7 @@ import { nodeControls } from './nodes';
 import { messagingControls } from './messaging';
 import { publicIpControls } from './public-ips';
 import { databaseControls } from './databases';
+import { databaseAdminControls } from './database-admin';
 import { vacuumControls } from './vacuum';
 import { traverseControls } from './traverse';
 import { persistentControls } from './persistent';
@@ -22,6 +23,7 @@ const HANDLERS: HandlerTable = {
   ...messagingControls,
   ...publicIpControls,
   ...databaseControls,
+  ...databaseAdminControls,
   ...vacuumControls,
   ...traverseControls,
   ...persistentControls,
