@@ -2,6 +2,7 @@
 // freeze/transaction controls move it through (frozen → transaction → committed → thawed).
 import { DbFlag } from '../protocol';
 import { TdbFile, TdbFlag } from '../store';
+import { DatabaseStatistics } from './db-statistics';
 
 export interface DatabaseSpec {
   readonly id: number;
@@ -30,6 +31,7 @@ export class ClusterDatabase {
   readonly name: string;
   readonly path: string;
   readonly file: TdbFile;
+  readonly statistics: DatabaseStatistics;
   /** DbFlag bits, including READONLY / STICKY once set. */
   flags: number;
   /** Why a persistent database is unhealthy; null when healthy. */
@@ -48,6 +50,7 @@ export class ClusterDatabase {
     this.path = spec.path;
     this.flags = spec.kindFlags;
     this.file = file;
+    this.statistics = new DatabaseStatistics(spec.name);
   }
 
   /** Opens (volatile: recreates empty) the database file. */

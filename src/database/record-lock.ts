@@ -67,8 +67,10 @@ export class RecordLocks {
   #lockDatabase(db: ClusterDatabase): LockDatabase {
     let lockDb = this.#lockDatabases.get(db);
     if (lockDb === undefined) {
-      lockDb = tdbLockDatabase(db.name, db.file);
-      this.#lockDatabases.set(db, lockDb);
+      const scheduled = tdbLockDatabase(db.name, db.file);
+      db.statistics.readLocksFrom(() => this.scheduler.databaseStatistics(scheduled));
+      this.#lockDatabases.set(db, scheduled);
+      lockDb = scheduled;
     }
     return lockDb;
   }

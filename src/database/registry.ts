@@ -91,6 +91,15 @@ export class DatabaseRegistry {
     return { db, created: true };
   }
 
+  /** Forgets the database and closes its file (which stays on disk, as with ctdbd). */
+  detach(id: number): void {
+    const db = this.require(id);
+    this.#byId.delete(id);
+    this.#byName.delete(db.name);
+    this.pushes.delete(id);
+    db.close();
+  }
+
   /** Every `<name>.<pnn>` file of the persistent directory, attached (ctdbd does this at start). */
   attachPersistentFiles(): ClusterDatabase[] {
     const suffix = `.${this.config.pnn}`;

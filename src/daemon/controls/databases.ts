@@ -122,10 +122,6 @@ export const databaseControls: HandlerTable = {
     db.unhealthyReason = null;
     return OK;
   },
-  [ControlCode.ENABLE_SEQNUM]: (dbId, { daemon }) => {
-    daemon.databases.require(dbId).enableSeqnum();
-    return OK;
-  },
   [ControlCode.GET_DB_SEQNUM]: (dbId, { daemon }) => ({ reply: databaseSeqnum(daemon, dbId) }),
   [ControlCode.SET_DB_READONLY]: volatileFlagHandler(DbFlag.READONLY, 'readonly'),
   [ControlCode.SET_DB_STICKY]: volatileFlagHandler(DbFlag.STICKY, 'sticky'),
@@ -191,7 +187,7 @@ export const databaseControls: HandlerTable = {
   },
 };
 
-function endPush(d: Daemon, dbId: number): void {
+export function endPush(d: Daemon, dbId: number): void {
   const push = d.databases.pushes.get(dbId);
   if (push === undefined) return;
   d.srvids.deregister(push.session.srvid, push.subscriber);
