@@ -58,13 +58,17 @@ export class PushSession {
     readonly srvid: bigint,
   ) {}
 
-  /** Stores one rec_buffer message. Read-only delegations never survive a recovery. */
+  /**
+   * Stores one rec_buffer message. Read-only delegations never survive a recovery. The
+   * buffer's db_id is not checked, as ctdbd does not: `ctdb backupdb` files carry an
+   * uninitialised one, and `ctdb restoredb` pushes them as they are.
+   */
   apply(buffer: Buffer): void {
     if (this.failure !== null) return;
     try {
       const db = this.db;
       db.requireFrozen('push records');
-      this.records += forEachRecord(buffer, db.id, (record) => {
+      this.records += forEachRecord(buffer, null, (record) => {
         const key = recordKey(record);
         const value = Buffer.from(record.subarray(REC_DATA_FIXED + key.length));
         const flags = value.readUInt32LE(HEADER_FLAGS_AT);

@@ -31,14 +31,14 @@ export function recordKey(record: Buffer): Buffer {
 }
 
 /**
- * Checks that the buffer belongs to dbId and is well formed, then hands each record (the
- * exact rec_data bytes, a view into buf) to visit. Every record must carry an ltdb header, as
- * DB_PULL always sends one. A malformed buffer throws before any record is visited.
+ * Checks that the buffer belongs to dbId (any database when null) and is well formed, then hands
+ * each record (the exact rec_data bytes, a view into buf) to visit. Every record must carry an
+ * ltdb header, as DB_PULL always sends one. A malformed buffer throws before any record is visited.
  */
-export function forEachRecord(buf: Buffer, dbId: number, visit: (record: Buffer) => void): number {
+export function forEachRecord(buf: Buffer, dbId: number | null, visit: (record: Buffer) => void): number {
   if (buf.length < BUFFER_HEADER) throw new RecBufferError(`rec_buffer of ${buf.length} bytes is shorter than its header`);
   const bufferDb = buf.readUInt32LE(0);
-  if (bufferDb !== dbId) throw new RecBufferError(`rec_buffer for db 0x${bufferDb.toString(16)} where 0x${dbId.toString(16)} was expected`);
+  if (dbId !== null && bufferDb !== dbId) throw new RecBufferError(`rec_buffer for db 0x${bufferDb.toString(16)} where 0x${dbId.toString(16)} was expected`);
   const count = buf.readUInt32LE(4);
   const starts = new Uint32Array(count);
   const sizes = new Uint32Array(count);
