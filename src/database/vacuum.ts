@@ -81,7 +81,7 @@ const EMPTY = Buffer.alloc(0);
 
 class VacuumAborted extends Error {}
 
-export class VacuumBusy extends Error {}
+class VacuumBusy extends Error {}
 
 /** Per database: when it is vacuumed next and how many fast runs it has had since a full one. */
 interface VacuumHandle {
@@ -109,6 +109,7 @@ interface RunCounts {
 class RunGuard {
   readonly #started = performance.now();
   readonly #generation: number;
+  #cancelled: string | null = null;
 
   constructor(
     private readonly host: VacuumHost,
@@ -127,7 +128,13 @@ class RunGuard {
     if (why !== null) throw new VacuumAborted(why);
   }
 
+  /** The run stops at its next check. */
+  cancel(why: string): void {
+    this.#cancelled = why;
+  }
+
   #reason(): string | null {
+    if (this.#cancelled !== null) return this.#cancelled;
     if (this.host.shuttingDown()) return 'shutting down';
     if (this.host.databases.get(this.db.id) !== this.db) return 'database detached';
     if (this.host.recovering()) return 'in recovery';
@@ -200,6 +207,7 @@ export class Vacuuming implements DeletionQueue {
 
   /** A detached database: its timer, queues and any run on it stop. */
   forget(db: ClusterDatabase): void {
+    if (this.#active?.db === db) this.#active.cancel('database forgotten');
     const handle = this.#handles.get(db);
     if (handle !== undefined) clearTimeout(handle.timer);
     this.#handles.delete(db);
@@ -209,6 +217,7 @@ export class Vacuuming implements DeletionQueue {
   /** Shutdown: no more runs (an active one stops at its next slice). */
   stop(): void {
     this.#stopped = true;
+    this.#active?.cancel('vacuuming stopped');
     clearInterval(this.#discovery);
     for (const db of [...this.#handles.keys()]) this.forget(db);
   }
@@ -295,6 +304,8 @@ export class Vacuuming implements DeletionQueue {
     this.#active = guard;
     return this.#vacuum(handle, guard, full).finally(() => {
       this.#active = null;
+      // Every run counts, also one that stopped early (as ctdbd counts a killed child).
+      updateLatency(handle.latency, guard.elapsedSeconds);
     });
   }
 
@@ -317,13 +328,12 @@ export class Vacuuming implements DeletionQueue {
       const level = aborted && err.message !== 'timed out' ? 'info' : 'error';
       this.#host.logger[level](`Vacuuming of ${db.name} ${aborted ? 'stopped' : 'failed'}: ${(err as Error).message}`);
       // Records taken from the queue and not dealt with yet are still to be deleted.
-      if (this.#host.databases.get(db.id) === db) {
+      if (this.#handles.get(db) === handle && this.#host.databases.get(db.id) === db) {
         for (const { key, header } of [...deletions.values(), ...everywhere.values()]) this.#queues.schedule(db, key, header);
       }
       return false;
     }
     handle.fastPathCount++;
-    updateLatency(handle.latency, guard.elapsedSeconds);
     this.#host.logger.info(
       `Vacuuming took ${guard.elapsedSeconds.toFixed(3)} seconds for database ${db.name}: scanned ${counts.scanned}, migrated ${counts.migrations}, ` +
         `deleted ${counts.deleted} here and ${counts.deletedEverywhere} everywhere, sent ${counts.sentToLmaster} to their lmaster, skipped ${counts.skipped}, busy ${counts.busy}`,
