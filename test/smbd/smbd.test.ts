@@ -1,0 +1,131 @@
+// Acceptance: two real smbd (clustering = yes) over a two-node ctdb cluster behave as one SMB
+// server. The same checks run over Debian's ctdbd (which validates the harness) and over ours.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pollUntil, sleep } from '../../scripts/cluster/processes';
+import { describeRun } from './samba-tools';
+import type { RunningTool, ToolRun } from './samba-tools';
+import { SMB_PASSWORD, SMB_USER, useSmbCluster } from './smb-cluster';
+import type { SmbCluster } from './smb-cluster';
+
+/** smbclient `ls` lines: two spaces, the name, spaces, attribute letters, the size. */
+function listedNames(ls: ToolRun): string[] {
+  return [...ls.stdout.matchAll(/^ {2}(\S.*?)\s+[ADHNRS]*\s+\d+\s+\w{3} \w{3}/gm)].map((m) => m[1] ?? '').filter((name) => name !== '.' && name !== '..');
+}
+
+function expectOk(run: ToolRun): ToolRun {
+  expect(run.code, describeRun(run)).toBe(0);
+  // smbclient reports a failed command on stdout/stderr but may still exit 0.
+  expect(`${run.stdout}${run.stderr}`, describeRun(run)).not.toMatch(/NT_STATUS_(?!OK)\w+/);
+  return run;
+}
+
+async function ls(cluster: SmbCluster, pnn: number): Promise<string[]> {
+  return listedNames(expectOk(await cluster.smbclient(pnn, ['ls'])));
+}
+
+/** smbtorture against node 0, connections alternating between the nodes (--unclist). */
+async function smbtorture(cluster: SmbCluster, suite: string): Promise<ToolRun> {
+  const unclist = path.join(cluster.workDir, 'unclist');
+  fs.writeFileSync(unclist, cluster.smbd.map((node) => `${node.unc}\n`).join(''));
+  return cluster.client('smbtorture', [cluster.node(0).unc, `--unclist=${unclist}`, '--target=samba3', '--option=clustering=yes', suite], { timeoutMs: 150_000 });
+}
+
+/** Subtests that skip against any Samba server: they probe behaviour of particular Windows versions. */
+const WINDOWS_ONLY_SUBTESTS = new Set(['rw-none', 'replay_broken_windows']);
+
+/** The failed, erroring and unexpectedly skipped subtests in smbtorture's output. */
+function tortureProblems(run: ToolRun): string[] {
+  return run.stdout.split('\n').filter((line) => {
+    const outcome = /^(failure|error|skip): (\S+)/.exec(line);
+    return outcome !== null && !(outcome[1] === 'skip' && WINDOWS_ONLY_SUBTESTS.has(outcome[2] ?? ''));
+  });
+}
+
+describe.each(['real', 'ours'] as const)('two clustered smbd over %s ctdbd', (impl) => {
+  const cluster = useSmbCluster(impl);
+
+  it('a user added with smbpasswd on node 0 is listed by pdbedit on node 1', async () => {
+    const c = cluster();
+    await c.node(0).toolOk('smbpasswd', ['-a', '-s', SMB_USER], { input: `${SMB_PASSWORD}\n${SMB_PASSWORD}\n` });
+    const users = await c.node(1).toolOk('pdbedit', ['--list']);
+    expect(users.stdout).toMatch(new RegExp(`^${SMB_USER}:0:`, 'm'));
+  });
+
+  it('a file put on node 0 reads back byte for byte on node 1', async () => {
+    const c = cluster();
+    const original = path.join(c.workDir, 'original.bin');
+    const copy = path.join(c.workDir, 'copy.bin');
+    fs.writeFileSync(original, crypto.randomBytes(3 * 1024 * 1024 + 17));
+    expectOk(await c.smbclient(0, [`put ${original} data.bin`]));
+    expectOk(await c.smbclient(1, [`get data.bin ${copy}`]));
+    expect(fs.readFileSync(copy).equals(fs.readFileSync(original))).toBe(true);
+  });
+
+  it('mkdir, rename and delete on one node are seen on the other', async () => {
+    const c = cluster();
+    expectOk(await c.smbclient(0, ['mkdir made-on-0']));
+    expect(await ls(c, 1)).toContain('made-on-0');
+    expectOk(await c.smbclient(1, ['rename made-on-0 renamed-on-1', 'rename data.bin data-renamed.bin']));
+    const seenOn0 = await ls(c, 0);
+    expect(seenOn0).toEqual(expect.arrayContaining(['renamed-on-1', 'data-renamed.bin']));
+    expect(seenOn0).not.toContain('made-on-0');
+    expectOk(await c.smbclient(0, ['rmdir renamed-on-1', 'del data-renamed.bin']));
+    expect(await ls(c, 1)).toEqual([]);
+  });
+
+  it('a g_lock held through node 0 blocks node 1 until it is released', async () => {
+    const c = cluster();
+    const held = path.join(c.workDir, 'g_lock.held');
+    const release = path.join(c.workDir, 'g_lock.release');
+    const acquired = path.join(c.workDir, 'g_lock.acquired-by-1');
+    const lock = 'ctdb-smbd-acceptance';
+    const holder = c.node(0).spawnTool('net', ['g_lock', 'do', lock, '30000', `touch ${held}; while [ ! -e ${release} ]; do sleep 0.1; done`], { timeoutMs: 60_000 });
+    let contender: RunningTool | undefined;
+    try {
+      expect(await pollUntil(() => fs.existsSync(held) || holder.exited, 20_000), 'node 0 never took the lock').toBe(true);
+      expect(fs.existsSync(held), `node 0 did not get the lock: ${holder.command}`).toBe(true);
+      const dump = await c.node(1).toolOk('net', ['g_lock', 'dump', lock]);
+      expect(dump.stdout, 'node 1 sees the holder on node 0 (vnn:pid)').toMatch(/^0:\d+: WRITE$/m);
+      contender = c.node(1).spawnTool('net', ['g_lock', 'do', lock, '30000', `touch ${acquired}`], { timeoutMs: 60_000 });
+      await sleep(2_000);
+      expect(contender.exited, 'node 1 got the lock while node 0 held it').toBe(false);
+      expect(fs.existsSync(acquired)).toBe(false);
+      fs.writeFileSync(release, '');
+      expect((await holder.done).code).toBe(0);
+      const contended = await contender.done;
+      expect(contended.code, describeRun(contended)).toBe(0);
+      expect(fs.existsSync(acquired)).toBe(true);
+    } finally {
+      await Promise.all([holder.stop(), contender?.stop()]);
+    }
+  });
+
+  it('smbstatus on node 1 lists a session held on node 0', async () => {
+    const c = cluster();
+    const session = c.openSession(0);
+    try {
+      // Clustered smbstatus names session processes vnn:pid on every node.
+      const sessionLine = new RegExp(`^0:(\\d+)\\s+${SMB_USER}\\s`, 'm');
+      let local: ToolRun | undefined;
+      const up = await pollUntil(async () => {
+        local = await c.node(0).toolOk('smbstatus', ['--brief']);
+        return sessionLine.test(local.stdout) || session.exited;
+      }, 20_000, 200);
+      const sessionPid = local === undefined ? undefined : sessionLine.exec(local.stdout)?.[1];
+      expect(up && !session.exited && sessionPid !== undefined, `no session on node 0:\n${local?.stdout}\nsmbclient: ${session.stdout}`).toBe(true);
+      const remote = await c.node(1).toolOk('smbstatus', ['--brief']);
+      expect(remote.stdout).toMatch(new RegExp(`^0:${sessionPid}\\s+${SMB_USER}\\s`, 'm'));
+    } finally {
+      await session.stop();
+    }
+  });
+
+  it.each(['base.lock', 'smb2.lock'])('smbtorture %s passes with connections on both nodes', async (suite) => {
+    const run = await smbtorture(cluster(), suite);
+    expect(tortureProblems(run), describeRun(run)).toEqual([]);
+    expect(run.code, describeRun(run)).toBe(0);
+  }, 180_000);
+});
