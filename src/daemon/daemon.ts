@@ -143,7 +143,7 @@ export class Daemon implements RouterHost {
       vnnMap: () => this.state.vnnMap,
       sendToNode: (dest, packet) => this.state.isConnected(dest) && this.sendToPeer(dest, packet),
       banned: () => (this.state.self.flags & NodeFlag.BANNED) !== 0,
-      fetchCollapse: () => this.tunables.values.FetchCollapse === 1,
+      tunables: () => this.tunables.values,
       forceRecovery: (reason) => {
         this.logger.error(`${reason}: forcing a recovery`);
         this.state.recMode = RecMode.ACTIVE;

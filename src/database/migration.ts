@@ -11,7 +11,7 @@
 //   client calls for a record already being fetched wait for that fetch (fetch collapse);
 // - calls still in flight when a recovery thaws a database are sent again.
 import type { Logger } from '../common/logging';
-import { CallFlag, CallId, LtdbFlag, Operation, encodePacket, makeHeader } from '../protocol';
+import { CallFlag, CallId, DbFlag, LtdbFlag, Operation, encodePacket, makeHeader } from '../protocol';
 import type { LtdbHeader, Packet, ReplyCall, ReplyDmaster, ReplyError, ReqCall, ReqDmaster, Statistics, VnnMap } from '../protocol';
 import { encode } from '../protocol/codec';
 import { ltdbHeaderCodec } from '../protocol/types';
@@ -20,6 +20,8 @@ import type { DatabaseRegistry } from './registry';
 import { lmasterOf } from './lmaster';
 import type { RecordLocks } from './record-lock';
 import { fetchRecord, storeRecord } from './record-store';
+import { StickyRecords } from './sticky-records';
+import { hopCountBucket } from './db-statistics';
 import type { DeletionQueue, LocalRecord, RecordContext } from './record-store';
 
 export interface MigrationHost {
@@ -33,11 +35,17 @@ export interface MigrationHost {
   sendToNode(pnn: number, packet: Buffer): boolean;
   /** This node is banned: it takes no part in record traffic. */
   banned(): boolean;
-  /** FetchCollapse tunable. */
-  fetchCollapse(): boolean;
+  tunables(): MigrationTunables;
   /** The cluster's record bookkeeping is inconsistent: recovery must repair it. */
   forceRecovery(reason: string): void;
   readonly deletions?: DeletionQueue;
+}
+
+export interface MigrationTunables {
+  readonly FetchCollapse: number;
+  readonly HopcountMakeSticky: number;
+  readonly StickyDuration: number;
+  readonly StickyPindown: number;
 }
 
 /** What a client call ends with: the call's status and reply data, or an error text. */
@@ -74,16 +82,9 @@ interface DmasterInProgress {
 
 const EMPTY = Buffer.alloc(0);
 const COLLAPSE_TIMEOUT_MS = 30_000;
-const HOP_BUCKETS = 16;
 
 function keyId(key: Buffer): string {
   return key.toString('latin1');
-}
-
-function hopBucket(hopcount: number): number {
-  let bucket = 0;
-  for (let n = hopcount; n !== 0; n >>>= 1) bucket++;
-  return Math.min(bucket, HOP_BUCKETS - 1);
 }
 
 export class MigrationEngine {
@@ -93,10 +94,19 @@ export class MigrationEngine {
   readonly #dmasterInProgress = new Map<ClusterDatabase, Map<string, DmasterInProgress>>();
   /** Client calls that arrived while their database was frozen. */
   readonly #waitingForThaw = new Map<ClusterDatabase, (() => void)[]>();
+  readonly #sticky: StickyRecords;
   #nextReqid = 1;
 
   constructor(host: MigrationHost) {
     this.#host = host;
+    this.#sticky = new StickyRecords(
+      () => ({ durationS: host.tunables().StickyDuration, pindownMs: host.tunables().StickyPindown }),
+      (message) => host.logger.notice(message),
+    );
+  }
+
+  #fetchCollapse(): boolean {
+    return this.#host.tunables().FetchCollapse === 1;
   }
 
   get #pnn(): number {
@@ -151,7 +161,7 @@ export class MigrationEngine {
     let local: CallOutcome | undefined;
     try {
       const record = fetchRecord(this.#ctx(), db, key);
-      const collapsed = this.#host.fetchCollapse() ? this.#collapsing.get(db)?.get(keyId(key)) : undefined;
+      const collapsed = this.#fetchCollapse() ? this.#collapsing.get(db)?.get(keyId(key)) : undefined;
       if (collapsed !== undefined) {
         collapsed.waiting.push(() => this.callRecord(db, call, done));
         return;
@@ -178,7 +188,7 @@ export class MigrationEngine {
       collapsed: undefined,
     };
     this.#pending.set(pending.reqid, pending);
-    if (this.#host.fetchCollapse()) pending.collapsed = this.#collapse(db, call.key);
+    if (this.#fetchCollapse()) pending.collapsed = this.#collapse(db, call.key);
     this.#emit(this.#reqCallPacket(pending, dmaster));
   }
 
@@ -256,6 +266,8 @@ export class MigrationEngine {
       this.#sendError(c, `Unknown database in request. db_id==0x${c.dbId.toString(16).padStart(8, '0')}`);
       return;
     }
+    const sticky = (db.flags & DbFlag.STICKY) !== 0;
+    if (sticky && this.#sticky.deferIfPinned(db, c.key, () => this.nodePacket(c))) return;
     const inProgress = this.#dmasterInProgress.get(db)?.get(keyId(c.key));
     if (inProgress !== undefined && inProgress.generation === c.header.generation) {
       inProgress.deferred.push(c);
@@ -271,7 +283,9 @@ export class MigrationEngine {
       }
       const stats = this.#host.statistics();
       stats.maxHopCount = Math.max(stats.maxHopCount, c.hopcount);
-      stats.hopCountBucket[hopBucket(c.hopcount)]++;
+      stats.hopCountBucket[hopCountBucket(c.hopcount)]++;
+      db.statistics.recordHop(c.hopcount);
+      if (sticky && c.hopcount >= this.#host.tunables().HopcountMakeSticky) this.#sticky.makeSticky(db, c.key);
       if (c.header.srcnode !== this.#pnn) {
         this.#giveRecord(db, c, record);
         return;
@@ -392,6 +406,7 @@ export class MigrationEngine {
     const pending = this.#pending.get(hdr.reqid);
     if (pending !== undefined && (pending.call.flags & CallFlag.VACUUM_MIGRATION) !== 0) header.flags |= LtdbFlag.VACUUM_MIGRATED;
     storeRecord(this.#ctx(), db, key, header, data);
+    if ((db.flags & DbFlag.STICKY) !== 0) this.#sticky.pinDown(db, key);
     if (pending === undefined) {
       this.#host.logger.error(`pnn ${this.#pnn} Invalid reqid ${hdr.reqid} in ctdb_become_dmaster from node ${hdr.srcnode}`);
       return;
@@ -400,6 +415,7 @@ export class MigrationEngine {
       this.#host.logger.error(`Got bogus DMASTER packet reqid:${hdr.reqid} from node ${hdr.srcnode}. Key does not match key held in matching idr.`);
       return;
     }
+    db.statistics.recordMigration(key, this.#host.logger);
     this.#complete(pending, this.#callLocal(db, pending.call, { header, data }));
   }
 
@@ -450,6 +466,7 @@ export class MigrationEngine {
     const waiting = this.#waitingForThaw.get(db);
     this.#waitingForThaw.delete(db);
     this.#dmasterInProgress.delete(db);
+    this.#sticky.forget(db);
     const byKey = this.#collapsing.get(db);
     this.#collapsing.delete(db);
     for (const collapsed of byKey?.values() ?? []) clearTimeout(collapsed.timer);

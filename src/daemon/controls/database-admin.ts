@@ -48,6 +48,7 @@ export const databaseAdminControls: HandlerTable = {
       return OK;
     }
     endPush(daemon, dbId);
+    daemon.migration.forget(db);
     daemon.databases.detach(dbId);
     daemon.logger.notice(`Detached from database '${db.name}'`);
     return OK;

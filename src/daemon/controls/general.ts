@@ -30,6 +30,7 @@ export const generalControls: HandlerTable = {
   [ControlCode.STATISTICS]: (_req, { daemon }) => ({ reply: daemon.stats.snapshot(daemon.liveState()) }),
   [ControlCode.STATISTICS_RESET]: (_req, { daemon }) => {
     daemon.stats.reset();
+    for (const db of daemon.databases.newestFirst()) db.statistics.reset();
     return OK;
   },
   [ControlCode.GET_STAT_HISTORY]: (_req, { daemon }) => ({ reply: daemon.stats.history() }),
