@@ -4,38 +4,20 @@
 // again while vacuuming runs keep their new value; a process holding the file's locks delays
 // vacuuming without stalling the daemon; a recovery in the middle loses nothing. Then the
 // controls' edges.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CtdbClient } from '../../src/client/ctdb-client';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
 import { ControlCode, ControlFlag, LtdbFlag, Pnn, decodeControlReply, encodeControlRequest } from '../../src/protocol';
 import type { LtdbHeader } from '../../src/protocol';
 import { lmasterOf } from '../../src/database/lmaster';
-import { TdbFile, buildLtdbRecord, storeLtdbRecord } from '../../src/store';
-import type { TestCluster } from '../harness/cluster';
+import { buildLtdbRecord, storeLtdbRecord } from '../../src/store';
 import { useTestCluster } from '../harness/cluster';
 import { holdAllRecordLock } from './lock-holder';
-
-interface NodeView {
-  client: CtdbClient;
-  file: TdbFile;
-}
+import { useNodeViews } from './node-views';
+import type { NodeView } from './node-views';
 
 const EMPTY = Buffer.alloc(0);
 const TUNABLES = { VacuumInterval: 1, VacuumFastPathCount: 2 };
 const SETTLE_MS = 30_000;
-
-async function openOnEveryNode(cluster: TestCluster, name: string): Promise<{ dbId: number; views: NodeView[] }> {
-  const views: NodeView[] = [];
-  let dbId = 0;
-  for (const node of cluster.nodes) {
-    const client = await CtdbClient.connect(node.socket);
-    dbId = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_ATTACH, name)).reply;
-    const path = (await client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply;
-    const flags = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_OPEN_FLAGS, dbId)).reply;
-    views.push({ client, file: TdbFile.open(path, { flags, access: 'rw' }) });
-  }
-  return { dbId, views };
-}
 
 function write(view: NodeView, dbId: number, key: Buffer, value: string): Promise<unknown> {
   return updateRecord(view.client, view.file, dbId, key, () => Buffer.from(value));
@@ -66,18 +48,11 @@ const keys = (prefix: string, n: number): Buffer[] => Array.from({ length: n }, 
 
 describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => {
   const cluster = useTestCluster({ nodes: 3, impl, tunables: TUNABLES });
+  const opened = useNodeViews(cluster, 'vacuum.tdb');
   let dbId: number;
   let views: NodeView[] = [];
-
-  beforeAll(async () => {
-    await cluster().waitUntilHealthy();
-    ({ dbId, views } = await openOnEveryNode(cluster(), 'vacuum.tdb'));
-  }, 120_000);
-  afterAll(() => {
-    for (const v of views) {
-      v.client.close();
-      v.file.close();
-    }
+  beforeEach(() => {
+    ({ dbId, views } = opened());
   });
 
   it('emptied records vanish from every node, live ones stay', async () => {
