@@ -1,8 +1,9 @@
 // Replicated writes to persistent (and replicated) databases, as ctdbd 4.17 does them:
 // - UPDATE_RECORD applies a marshall buffer of records to the local file in one tdb
-//   transaction; a record may only replace one with a lower rsn unless the data is identical,
-//   and an empty value is stored or deleted by the server-side store rules (record-store.ts).
-//   On a volatile database (read-only revokes) only records that already exist are replaced.
+//   transaction; a record may only replace one with a lower rsn unless the data is identical.
+//   Persistent and replicated records are stored exactly as sent (an empty value, a deleted
+//   record, stays as a bare header on every node). On a volatile database (read-only revokes)
+//   only records that already exist are replaced, by the server-side store rules.
 // - TRANS3_COMMIT (a client's transaction commit) sends that buffer as UPDATE_RECORD to every
 //   active node of the vnnmap, this one included, and answers 0 once all have applied it. A
 //   failed update forces a recovery and leaves the answer to END_RECOVERY (status 2); replies
@@ -46,15 +47,16 @@ export function applyRecords(ctx: RecordContext, db: ClusterDatabase, records: r
     const current = db.file.fetch(record.key);
     if (replaceOnly && (current === undefined || current.length === 0)) continue;
     // A missing (or headerless) record counts as rsn 0 without data. ctdbd first stores such a
-    // record's initial header inside the same transaction; the store below replaces or deletes
-    // it, so skipping that intermediate write leaves the same file.
+    // record's initial header inside the same transaction; the store below replaces it, so
+    // skipping that intermediate write leaves the same file.
     const old = current !== undefined && current.length >= LTDB_HEADER_SIZE ? parseLtdbRecord(current) : undefined;
     const oldRsn = old?.header.rsn ?? 0n;
     const { header, data } = parseLtdbRecord(record.data);
     if (oldRsn >= header.rsn && !(old?.data ?? EMPTY).equals(data)) {
       throw new RecordUpdateError(`existing record in ${db.name} has RSN ${oldRsn}, not lower than the new RSN ${header.rsn}`);
     }
-    storeRecord(ctx, db, record.key, header, data);
+    if (replaceOnly) storeRecord(ctx, db, record.key, header, data);
+    else db.file.store(record.key, record.data);
   }
 }
 
