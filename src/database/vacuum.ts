@@ -22,9 +22,8 @@
 // waiting for the daemon). A run is abandoned as soon as a recovery starts, the database freezes
 // or goes away, or VacuumMaxRunTime passes; as in ctdbd, only one run is active at a time.
 import type { Logger } from '../common/logging';
-import { updateLatency } from '../daemon/statistics';
 import { CallFlag, CallId, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
-import type { LatencyCounter, RecBuffer, RecData, VnnMap } from '../protocol';
+import type { RecBuffer, RecData, VnnMap } from '../protocol';
 import { buildLtdbRecord, parseLtdbRecord } from '../store';
 import type { LtdbHeader } from '../store';
 import type { ClusterDatabase } from './database';
@@ -92,7 +91,6 @@ interface VacuumHandle {
   timer: NodeJS.Timeout | undefined;
   /** The last full scan could not get the lock: the next run scans again. */
   scanPending: boolean;
-  readonly latency: LatencyCounter;
 }
 
 interface RunCounts {
@@ -198,11 +196,6 @@ export class Vacuuming implements DeletionQueue {
     for (const record of records) this.#queues.fetch(db, record.key);
   }
 
-  /** Vacuum run latency of a database (GET_DB_STATISTICS vacuum latency). */
-  latency(db: ClusterDatabase): LatencyCounter | undefined {
-    return this.#handles.get(db)?.latency;
-  }
-
   // ---- lifecycle -------------------------------------------------------------------------
 
   /** A detached database: its timer, queues and any run on it stop. */
@@ -237,7 +230,7 @@ export class Vacuuming implements DeletionQueue {
     let handle = this.#handles.get(db);
     if (handle === undefined) {
       const interval = this.#host.tunables().VacuumInterval;
-      handle = { db, fastPathCount: 0, interval, timer: undefined, scanPending: false, latency: { num: 0, min: 0, max: 0, total: 0 } };
+      handle = { db, fastPathCount: 0, interval, timer: undefined, scanPending: false };
       this.#handles.set(db, handle);
       this.#schedule(handle, interval * 1000);
     }
@@ -305,7 +298,7 @@ export class Vacuuming implements DeletionQueue {
     return this.#vacuum(handle, guard, full).finally(() => {
       this.#active = null;
       // Every run counts, also one that stopped early (as ctdbd counts a killed child).
-      updateLatency(handle.latency, guard.elapsedSeconds);
+      db.statistics.recordVacuum(guard.elapsedSeconds);
     });
   }
 

@@ -73,6 +73,11 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
       const record = await fetchRecordHere(views[i % 3].client, views[i % 3].file, dbId, key);
       expect(record.data.toString()).toBe(`second ${i + travelled.length}`);
     }
+    // Every node counts its runs in `ctdb dbstatistics`.
+    for (const pnn of [0, 1, 2]) {
+      const stats = await cluster().ctdb(pnn, ['dbstatistics', 'vacuum.tdb']);
+      expect(Number(/vacuum_latency\s+MIN\/AVG\/MAX\s+\S+ sec out of (\d+)/.exec(stats.stdout)?.[1])).toBeGreaterThan(0);
+    }
     console.log(`vacuuming (${impl}): ${local.length + travelled.length} emptied records gone from 3 nodes after ${ms} ms`);
   }, 120_000);
 
