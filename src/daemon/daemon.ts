@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   Capability,
+  ControlCode,
   ControlFlag,
   KEEPALIVE_VERSION,
   NodeFlag,
@@ -15,6 +16,7 @@ import {
   Runstate,
   Srvid,
   decodePacket,
+  encodeControlRequest,
   encodePacket,
   makeHeader,
   writeHeaderFields,
@@ -49,6 +51,7 @@ import { vacuumingOf } from './controls/vacuum';
 import { trans3Commits } from './controls/persistent';
 import { createPidFile } from './pidfile';
 import { DatabaseRegistry } from '../database/registry';
+import { buildLtdbRecord } from '../store';
 import { RecordLocks } from '../database/record-lock';
 import { MigrationEngine } from '../database/migration';
 import type { CallOutcome } from '../database/migration';
@@ -144,6 +147,17 @@ export class Daemon implements RouterHost {
       sendToNode: (dest, packet) => this.state.isConnected(dest) && this.sendToPeer(dest, packet),
       banned: () => (this.state.self.flags & NodeFlag.BANNED) !== 0,
       tunables: () => this.tunables.values,
+      updateRecord: async (dest, db, key, header, data) => {
+        const reply = await this.router.send(dest, {
+          opcode: ControlCode.UPDATE_RECORD,
+          srvid: 0n,
+          flags: 0,
+          clientId: 0,
+          srcnode: this.pnn,
+          data: encodeControlRequest(ControlCode.UPDATE_RECORD, { dbId: db.id, records: [{ reqid: 0, key, data: buildLtdbRecord(header, data) }] }),
+        });
+        return reply.status === 0;
+      },
       forceRecovery: (reason) => {
         this.logger.error(`${reason}: forcing a recovery`);
         this.state.recMode = RecMode.ACTIVE;

@@ -15,6 +15,7 @@ import { CallFlag, CallId, DbFlag, LtdbFlag, Operation, encodePacket, makeHeader
 import type { LtdbHeader, Packet, ReplyCall, ReplyDmaster, ReplyError, ReqCall, ReqDmaster, Statistics, VnnMap } from '../protocol';
 import { encode } from '../protocol/codec';
 import { ltdbHeaderCodec } from '../protocol/types';
+import { LTDB_HEADER_SIZE, parseLtdbRecord } from '../store';
 import type { ClusterDatabase } from './database';
 import type { DatabaseRegistry } from './registry';
 import { lmasterOf } from './lmaster';
@@ -22,6 +23,7 @@ import type { RecordLocks } from './record-lock';
 import { fetchRecord, storeRecord } from './record-store';
 import { StickyRecords } from './sticky-records';
 import { hopCountBucket } from './db-statistics';
+import { ReadOnlyDelegations } from './readonly-delegations';
 import type { DeletionQueue, LocalRecord, RecordContext } from './record-store';
 
 export interface MigrationHost {
@@ -36,6 +38,8 @@ export interface MigrationHost {
   /** This node is banned: it takes no part in record traffic. */
   banned(): boolean;
   tunables(): MigrationTunables;
+  /** UPDATE_RECORD of one record to a node (a read-only copy being revoked); true on success. */
+  updateRecord(pnn: number, db: ClusterDatabase, key: Buffer, header: LtdbHeader, data: Buffer): Promise<boolean>;
   /** The cluster's record bookkeeping is inconsistent: recovery must repair it. */
   forceRecovery(reason: string): void;
   readonly deletions?: DeletionQueue;
@@ -95,6 +99,7 @@ export class MigrationEngine {
   /** Client calls that arrived while their database was frozen. */
   readonly #waitingForThaw = new Map<ClusterDatabase, (() => void)[]>();
   readonly #sticky: StickyRecords;
+  readonly #delegations = new ReadOnlyDelegations();
   #nextReqid = 1;
 
   constructor(host: MigrationHost) {
@@ -141,8 +146,16 @@ export class MigrationEngine {
       if (seconds > latency.max) latency.max = seconds;
       done(outcome);
     };
-    const call: Call = { flags: request.flags & ~CallFlag.WANT_READONLY, callId: request.callId, key: request.key, callData: request.callData };
-    this.callRecord(db, call, finish);
+    // A read-only copy is asked for with the header, which a FETCH caller does not get back.
+    const readonly = (request.flags & CallFlag.WANT_READONLY) !== 0 && (db.flags & DbFlag.READONLY) !== 0;
+    const call: Call = {
+      flags: readonly ? request.flags : request.flags & ~CallFlag.WANT_READONLY,
+      callId: readonly ? CallId.FETCH_WITH_HEADER_FUNC : request.callId,
+      key: request.key,
+      callData: request.callData,
+    };
+    const stripHeader = readonly && request.callId === CallId.FETCH_FUNC;
+    this.callRecord(db, call, (outcome) => finish(stripHeader && 'data' in outcome ? { ...outcome, data: outcome.data.subarray(LTDB_HEADER_SIZE) } : outcome));
   }
 
   /**
@@ -166,6 +179,8 @@ export class MigrationEngine {
         collapsed.waiting.push(() => this.callRecord(db, call, done));
         return;
       }
+      if (this.#waitForRevoke(db, key, record, call.flags, () => this.callRecord(db, call, done))) return;
+      if (record.header.dmaster === this.#pnn && this.#revokeBeforeWrite(db, key, record, call.flags, () => this.callRecord(db, call, done))) return;
       if (record.header.dmaster === this.#pnn) local = this.#callLocal(db, call, record);
       else this.#sendCall(db, call, record.header.dmaster, done);
     } catch (err) {
@@ -277,8 +292,16 @@ export class MigrationEngine {
     try {
       const record = fetchRecord(this.#ctx(), db, c.key);
       const { header } = record;
-      if (header.dmaster !== this.#pnn) {
+      const flags = (db.flags & DbFlag.READONLY) !== 0 ? c.flags : c.flags & ~CallFlag.WANT_READONLY;
+      const requeue = (): void => this.nodePacket(c);
+      if (this.#waitForRevoke(db, c.key, record, flags, requeue)) return;
+      if (header.dmaster !== this.#pnn && (header.flags & LtdbFlag.RO_HAVE_DELEGATIONS) === 0) {
         this.#redirect(db, c, header);
+        return;
+      }
+      if (this.#revokeBeforeWrite(db, c.key, record, flags, requeue)) return;
+      if ((flags & CallFlag.WANT_READONLY) !== 0 && c.callId === CallId.FETCH_WITH_HEADER_FUNC) {
+        this.#delegate(db, c, record);
         return;
       }
       const stats = this.#host.statistics();
@@ -425,7 +448,121 @@ export class MigrationEngine {
       this.#host.logger.error(`reqid ${c.header.reqid} not found`);
       return;
     }
+    if (pending.call.callId === CallId.FETCH_WITH_HEADER_FUNC && !this.#keepReadonlyCopy(pending, c)) return;
     this.#complete(pending, { status: c.status, data: c.data });
+  }
+
+  /**
+   * A FETCH_WITH_HEADER answer carrying a read-only delegation: the copy is stored here (if newer
+   * than what this node has) so that local readers use it. False while waiting for the lock.
+   */
+  #keepReadonlyCopy(pending: PendingCall, c: ReplyCall): boolean {
+    if (c.data.length < LTDB_HEADER_SIZE) return true;
+    const copy = parseLtdbRecord(c.data);
+    if ((copy.header.flags & LtdbFlag.RO_HAVE_READONLY) === 0) return true;
+    const { db } = pending;
+    const key = pending.call.key;
+    if (!this.#host.locks.tryLock(db, key, { retry: () => this.#replyCall(c), stillWanted: () => this.#pending.get(c.header.reqid) === pending })) {
+      return false;
+    }
+    try {
+      const old = fetchRecord(this.#ctx(), db, key);
+      if (copy.header.rsn > old.header.rsn) storeRecord(this.#ctx(), db, key, { ...copy.header }, Buffer.from(copy.data));
+    } finally {
+      this.#host.locks.unlock(db, key);
+    }
+    return true;
+  }
+
+  // ---- read-only delegations -----------------------------------------------------------------
+
+  /**
+   * Under the record lock: a finished revoke is cleared from the header; while one is running
+   * the call waits for it (true).
+   */
+  #waitForRevoke(db: ClusterDatabase, key: Buffer, record: LocalRecord, flags: number, retry: () => void): boolean {
+    const { header } = record;
+    if ((header.flags & LtdbFlag.RO_REVOKE_COMPLETE) !== 0) {
+      header.flags &= ~LtdbFlag.RO_FLAGS;
+      storeRecord(this.#ctx(), db, key, header, record.data);
+      this.#delegations.clear(db, key);
+      this.#host.statistics().totalRoRevokes++;
+      db.statistics.roRevokes++;
+    }
+    if ((header.flags & LtdbFlag.RO_REVOKING_READONLY) === 0) return false;
+    this.#delegations.defer(db, key, retry, (flags & CallFlag.WANT_READONLY) !== 0);
+    return true;
+  }
+
+  /** A call that may write a record with read-only copies out: revoke them first, the call waits. */
+  #revokeBeforeWrite(db: ClusterDatabase, key: Buffer, record: LocalRecord, flags: number, retry: () => void): boolean {
+    const { header, data } = record;
+    if ((flags & CallFlag.WANT_READONLY) !== 0 || (header.flags & (LtdbFlag.RO_HAVE_DELEGATIONS | LtdbFlag.RO_HAVE_READONLY)) === 0) return false;
+    header.flags |= LtdbFlag.RO_REVOKING_READONLY;
+    storeRecord(this.#ctx(), db, key, header, data);
+    this.#delegations.startRevoke(db, key);
+    this.#delegations.defer(db, key, retry, false);
+    void this.#revoke(db, key, { ...header }, data);
+    return true;
+  }
+
+  /**
+   * Tells every holder of a read-only copy that the copy is no longer one (UPDATE_RECORD with the
+   * delegation flags gone), then marks the revoke complete in the record, or takes the revoking
+   * flag off again if a holder did not answer (a recovery will sort the copies out).
+   */
+  async #revoke(db: ClusterDatabase, key: Buffer, header: LtdbHeader, data: Buffer): Promise<void> {
+    const revoked: LtdbHeader = {
+      ...header,
+      rsn: header.rsn - 1n,
+      flags: (header.flags & ~LtdbFlag.RO_FLAGS) | LtdbFlag.MIGRATED_WITH_DATA,
+    };
+    const answers = await Promise.all(this.#delegations.holders(db, key).map((pnn) => this.#host.updateRecord(pnn, db, key, revoked, data)));
+    const ok = answers.every((a) => a);
+    const finish = (): void => {
+      if (!db.file.isOpen) return;
+      if (!this.#host.locks.tryLock(db, key, { retry: finish, failed: () => this.#delegations.endRevoke(db, key, false) })) return;
+      try {
+        const current = fetchRecord(this.#ctx(), db, key);
+        const both = LtdbFlag.RO_REVOKING_READONLY | LtdbFlag.RO_HAVE_DELEGATIONS;
+        if (current.header.rsn > header.rsn || (current.header.flags & both) !== both) {
+          this.#host.logger.error(`${db.name}: record changed during a read-only revoke`);
+          return;
+        }
+        if (ok) {
+          current.header.rsn++;
+          current.header.flags |= LtdbFlag.RO_REVOKE_COMPLETE;
+        } else current.header.flags &= ~LtdbFlag.RO_REVOKING_READONLY;
+        storeRecord(this.#ctx(), db, key, current.header, current.data);
+      } finally {
+        this.#host.locks.unlock(db, key);
+        this.#delegations.endRevoke(db, key, ok);
+      }
+    };
+    finish();
+  }
+
+  /** The dmaster hands out a read-only copy: rsn moves by 3 on the first delegation. */
+  #delegate(db: ClusterDatabase, c: ReqCall, record: LocalRecord): void {
+    const { header, data } = record;
+    if ((header.flags & LtdbFlag.RO_HAVE_DELEGATIONS) === 0) {
+      header.rsn += 3n;
+      header.flags |= LtdbFlag.RO_HAVE_DELEGATIONS;
+      storeRecord(this.#ctx(), db, c.key, header, data);
+    }
+    this.#delegations.addHolder(db, c.key, c.header.srcnode);
+    const copy: LtdbHeader = {
+      ...header,
+      rsn: header.rsn - 2n,
+      flags: (header.flags | LtdbFlag.RO_HAVE_READONLY) & ~LtdbFlag.RO_HAVE_DELEGATIONS,
+    };
+    this.#emit({
+      header: this.#header(Operation.REPLY_CALL, c.header.srcnode, c.header.reqid),
+      status: 0,
+      data: Buffer.concat([encode(ltdbHeaderCodec, copy), data]),
+    } satisfies ReplyCall);
+    this.#host.statistics().totalRoDelegations++;
+    db.statistics.roDelegations++;
   }
 
   #replyError(c: ReplyError): void {
@@ -448,6 +585,7 @@ export class MigrationEngine {
     this.#waitingForThaw.delete(db);
     for (const run of waiting ?? []) setImmediate(run);
     this.#dmasterInProgress.delete(db);
+    this.#delegations.recovered(db);
     let resent = 0;
     for (const pending of [...this.#pending.values()]) {
       if (pending.db !== db) continue;
@@ -467,6 +605,7 @@ export class MigrationEngine {
     this.#waitingForThaw.delete(db);
     this.#dmasterInProgress.delete(db);
     this.#sticky.forget(db);
+    this.#delegations.forget(db);
     const byKey = this.#collapsing.get(db);
     this.#collapsing.delete(db);
     for (const collapsed of byKey?.values() ?? []) clearTimeout(collapsed.timer);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
-import { CallFlag, CallId, ControlCode, Pnn } from '../../src/protocol';
+import { CallFlag, CallId, ControlCode, LtdbFlag, Pnn } from '../../src/protocol';
 import { TdbFile, fetchLtdbRecord } from '../../src/store';
 import { lmasterOf } from '../../src/database/lmaster';
 import type { TestCluster } from '../harness/cluster';
@@ -202,6 +202,47 @@ describe.each(['ours', 'real'] as const)('sticky records (%s)', (impl) => {
       await migrate(0); // redirected to node 2: the hop makes it sticky there
       await migrate(2); // back to node 2, which pins it
       expect(await migrate(0)).toBeGreaterThan(1_000); // waits out the pin
+    } finally {
+      for (const v of views) {
+        v.client.close();
+        v.file.close();
+      }
+    }
+  }, 120_000);
+});
+
+describe.each(['ours', 'real'] as const)('read-only delegations (%s)', (impl) => {
+  const cluster = useTestCluster({ nodes: 3, impl });
+
+  it('readers on other nodes get read-only copies; a writer revokes them all first', async () => {
+    await cluster().waitUntilHealthy();
+    expect((await cluster().ctdb(0, ['attach', 'ro.tdb'])).code).toBe(0);
+    for (const pnn of [0, 1, 2]) expect((await cluster().ctdb(pnn, ['setdbreadonly', 'ro.tdb'])).code).toBe(0);
+    const { dbId, views } = await openOnEveryNode(cluster(), 'ro.tdb');
+    try {
+      const key = Buffer.from('shared-for-reading');
+      await updateRecord(views[0].client, views[0].file, dbId, key, () => Buffer.from('first'));
+      const before = fetchLtdbRecord(views[0].file, key)!.header;
+      for (const pnn of [1, 2]) {
+        const reply = await views[pnn].client.recordCall({ dbId, callId: CallId.FETCH_FUNC, key, flags: CallFlag.WANT_READONLY });
+        expect(reply.data.toString()).toBe('first');
+        const copy = fetchLtdbRecord(views[pnn].file, key)!;
+        expect(copy.data.toString()).toBe('first');
+        expect(copy.header.dmaster).toBe(0);
+        expect(copy.header.flags & LtdbFlag.RO_HAVE_READONLY).toBe(LtdbFlag.RO_HAVE_READONLY);
+      }
+      const owner = fetchLtdbRecord(views[0].file, key)!.header;
+      expect(owner.flags & LtdbFlag.RO_HAVE_DELEGATIONS).toBe(LtdbFlag.RO_HAVE_DELEGATIONS);
+      expect(owner.rsn).toBe(before.rsn + 3n);
+
+      await updateRecord(views[1].client, views[1].file, dbId, key, () => Buffer.from('second'));
+      const revoked = fetchLtdbRecord(views[2].file, key)!;
+      expect(revoked.header.flags & LtdbFlag.RO_FLAGS).toBe(0);
+      expect(fetchLtdbRecord(views[1].file, key)!.header.flags & LtdbFlag.RO_FLAGS).toBe(0);
+      expect((await cluster().ctdb(2, ['readkey', 'ro.tdb', key.toString()])).stdout).toBe('Data: size:6 ptr:[second]\n');
+      const stats = (await cluster().ctdb(0, ['statistics'])).stdout;
+      expect(Number(/total_ro_delegations\s+(\d+)/.exec(stats)?.[1])).toBe(2);
+      expect(Number(/total_ro_revokes\s+(\d+)/.exec(stats)?.[1])).toBe(1);
     } finally {
       for (const v of views) {
         v.client.close();
