@@ -15,6 +15,22 @@ function listedNames(ls: ToolRun): string[] {
   return [...ls.stdout.matchAll(/^ {2}(\S.*?)\s+[ADHNRS]*\s+\d+\s+\w{3} \w{3}/gm)].map((m) => m[1] ?? '').filter((name) => name !== '.' && name !== '..');
 }
 
+/**
+ * The lock names `net g_lock locks` prints, each as a hex dump (`[0000] 6C 6F ...  lo`) of the
+ * NUL-terminated name: decoded from the hex columns, since the text column wraps every 8 bytes.
+ */
+function gLockNames(locks: ToolRun): string[] {
+  const names: number[][] = [];
+  for (const line of locks.stdout.split('\n')) {
+    const offset = /^\[([0-9A-F]{4})\] /.exec(line);
+    if (offset === null) continue;
+    if (offset[1] === '0000') names.push([]);
+    const hexColumns = line.slice(offset[0].length, offset[0].length + 50);
+    names.at(-1)?.push(...(hexColumns.match(/[0-9A-F]{2}/g) ?? []).map((byte) => Number.parseInt(byte, 16)));
+  }
+  return names.map((bytes) => Buffer.from(bytes).toString('latin1').replace(/\0$/, ''));
+}
+
 function expectOk(run: ToolRun): ToolRun {
   expect(run.code, describeRun(run)).toBe(0);
   // smbclient reports a failed command on stdout/stderr but may still exit 0.
@@ -89,6 +105,8 @@ describe.each(['real', 'ours'] as const)('two clustered smbd over %s ctdbd', (im
       expect(fs.existsSync(held), `node 0 did not get the lock: ${holder.command}`).toBe(true);
       const dump = await c.node(1).toolOk('net', ['g_lock', 'dump', lock]);
       expect(dump.stdout, 'node 1 sees the holder on node 0 (vnn:pid)').toMatch(/^0:\d+: WRITE$/m);
+      // A traverse of g_lock.tdb from node 1 (`locks` exits with the number of locks, not 0).
+      expect(gLockNames(await c.node(1).tool('net', ['g_lock', 'locks']))).toContain(lock);
       contender = c.node(1).spawnTool('net', ['g_lock', 'do', lock, '30000', `touch ${acquired}`], { timeoutMs: 60_000 });
       await sleep(2_000);
       expect(contender.exited, 'node 1 got the lock while node 0 held it').toBe(false);
