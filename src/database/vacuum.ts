@@ -161,6 +161,40 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Where the dmaster is in a stored ltdb header (after the 8-byte rsn). */
+const LTDB_DMASTER_OFFSET = 8;
+
+/** Keys and values packed one after another into one growing buffer: no object per record. */
+class PackedRecords implements Iterable<{ key: Buffer; value: Buffer }> {
+  #buf = Buffer.allocUnsafe(64 * 1024);
+  #used = 0;
+
+  add(key: Buffer, value: Buffer): void {
+    const size = 8 + key.length + value.length;
+    if (this.#used + size > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#used + size));
+      this.#buf.copy(grown, 0, 0, this.#used);
+      this.#buf = grown;
+    }
+    this.#buf.writeUInt32LE(key.length, this.#used);
+    this.#buf.writeUInt32LE(value.length, this.#used + 4);
+    key.copy(this.#buf, this.#used + 8);
+    value.copy(this.#buf, this.#used + 8 + key.length);
+    this.#used += size;
+  }
+
+  /** Views into the packed buffer, which is never written again once iterated. */
+  *[Symbol.iterator](): Generator<{ key: Buffer; value: Buffer }> {
+    const buf = this.#buf;
+    for (let off = 0; off < this.#used; ) {
+      const keyEnd = off + 8 + buf.readUInt32LE(off);
+      const valueEnd = keyEnd + buf.readUInt32LE(off + 4);
+      yield { key: buf.subarray(off + 8, keyEnd), value: buf.subarray(keyEnd, valueEnd) };
+      off = valueEnd;
+    }
+  }
+}
+
 /** The record's header when it is a bare header (an emptied record), else undefined. */
 function emptyRecordHeader(value: Buffer | undefined): LtdbHeader | undefined {
   if (value === undefined || value.length !== LTDB_HEADER_SIZE) return undefined;
@@ -336,28 +370,36 @@ export class Vacuuming implements DeletionQueue {
 
   /**
    * Full run: every empty record this node is dmaster of joins the queue (with its current header).
-   * Returns false when the file stayed busy and the scan is left to the next run.
+   * Under the lock only the bytes of the candidates are copied out; the queue entries are made
+   * afterwards, in slices. Returns false when the file stayed busy and the scan is left to the
+   * next run.
    */
   async #scan(db: ClusterDatabase, into: Map<string, QueuedDeletion>, guard: RunGuard, counts: RunCounts): Promise<boolean> {
+    const candidates = new PackedRecords();
+    const pnn = this.#host.pnn;
+    let scanned = false;
     for (const delay of SCAN_LOCK_ATTEMPTS) {
       // A frozen database is locked by this process: the lock would be granted (nested).
       guard.check();
       if (db.file.lockAllNonblock()) {
         try {
-          db.file.traverseRead((key, value) => {
-            counts.scanned++;
-            const header = emptyRecordHeader(value);
-            if (header !== undefined && header.dmaster === this.#host.pnn) into.set(keyId(key), { key: Buffer.from(key), header });
+          counts.scanned += db.file.traverseRead((key, value) => {
+            if (value.length === LTDB_HEADER_SIZE && value.readUInt32LE(LTDB_DMASTER_OFFSET) === pnn) candidates.add(key, value);
           });
         } finally {
           db.file.unlockAll();
         }
-        return true;
+        scanned = true;
+        break;
       }
       await sleep(delay);
     }
-    this.#host.logger.info(`Vacuuming ${db.name}: the database stayed locked, full scan left to the next run`);
-    return false;
+    if (!scanned) {
+      this.#host.logger.info(`Vacuuming ${db.name}: the database stayed locked, full scan left to the next run`);
+      return false;
+    }
+    await inSlices(candidates, guard, ({ key, value }) => into.set(keyId(key), { key, header: parseLtdbRecord(value).header }));
+    return true;
   }
 
   /** VACUUM_FETCH requests: each record not here yet is migrated here; once here and empty it is queued. */
