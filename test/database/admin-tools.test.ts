@@ -5,7 +5,7 @@
 // and the per-database statistics (hop buckets, hot keys) on their own.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, Pnn, decodeControlReply, encodeControlReply, encodeControlRequest } from '../../src/protocol';
 import { DatabaseStatistics, HOT_KEY_SLOTS, hopCountBucket } from '../../src/database/db-statistics';
@@ -265,7 +265,7 @@ describe('DB_DETACH and seqnum propagation through raw controls: ours and the re
     try {
       const dbId = (await nodeClients[0].call(Pnn.CURRENT_NODE, ControlCode.DB_ATTACH, 'seq.tdb')).reply;
       await c.waitFor(async () => (await c.ctdb(2, ['getdbstatus', 'seq.tdb'])).code === 0, 10_000, 'seq.tdb on every node');
-      const paths = await Promise.all(nodeClients.map(async (cl) => (await cl.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply));
+      const paths = await Promise.all(nodeClients.map(async (cl) => (await cl.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply ?? ''));
       for (const cl of nodeClients) await cl.call(Pnn.CURRENT_NODE, ControlCode.SET_TUNABLE, { name: 'SeqnumInterval', value: 100 });
       // Node 2 never enables seqnums: its daemon's bump is a no-op there.
       for (const cl of nodeClients.slice(0, 2)) await cl.call(Pnn.CURRENT_NODE, ControlCode.ENABLE_SEQNUM, dbId);

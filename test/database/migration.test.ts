@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
 import { CallFlag, CallId, ControlCode, LtdbFlag, Pnn } from '../../src/protocol';
-import { TdbFile, fetchLtdbRecord } from '../../src/store';
+import { fetchLtdbRecord } from '../../src/store';
 import { lmasterOf } from '../../src/database/lmaster';
-import type { TestCluster } from '../harness/cluster';
 import { useTestCluster } from '../harness/cluster';
+import { closeNodeViews, openOnEveryNode } from './node-views';
+import type { NodeView } from './node-views';
 import { compareTool, useSideBySide } from '../integration/tool-compat';
 
 describe('ctdb record commands: ours and the real ctdbd, 3 nodes', () => {
@@ -37,24 +38,6 @@ describe('ctdb record commands: ours and the real ctdbd, 3 nodes', () => {
   }, 120_000);
 });
 
-interface NodeView {
-  client: CtdbClient;
-  file: TdbFile;
-}
-
-async function openOnEveryNode(cluster: TestCluster, name: string): Promise<{ dbId: number; views: NodeView[] }> {
-  const views: NodeView[] = [];
-  let dbId = 0;
-  for (const node of cluster.nodes) {
-    const client = await CtdbClient.connect(node.socket);
-    dbId = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_ATTACH, name)).reply;
-    const path = (await client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply;
-    const flags = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_OPEN_FLAGS, dbId)).reply;
-    views.push({ client, file: TdbFile.open(path, { flags, access: 'rw' }) });
-  }
-  return { dbId, views };
-}
-
 describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (impl) => {
   const cluster = useTestCluster({ nodes: 3, impl });
   let dbId: number;
@@ -64,12 +47,7 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
     await cluster().waitUntilHealthy();
     ({ dbId, views } = await openOnEveryNode(cluster(), 'ring.tdb'));
   }, 120_000);
-  afterAll(() => {
-    for (const v of views) {
-      v.client.close();
-      v.file.close();
-    }
-  });
+  afterAll(() => closeNodeViews(views));
 
   it('a migrated record exists locally with this node as dmaster, even a key nobody wrote', async () => {
     for (const [pnn, view] of views.entries()) {
@@ -170,10 +148,7 @@ describe.each(['ours', 'real'] as const)('a call in flight across a recovery (%s
         cluster().kill(1, 'SIGCONT');
       }
     } finally {
-      for (const v of views) {
-        v.client.close();
-        v.file.close();
-      }
+      closeNodeViews(views);
     }
   }, 120_000);
 });
@@ -203,10 +178,7 @@ describe.each(['ours', 'real'] as const)('sticky records (%s)', (impl) => {
       await migrate(2); // back to node 2, which pins it
       expect(await migrate(0)).toBeGreaterThan(1_000); // waits out the pin
     } finally {
-      for (const v of views) {
-        v.client.close();
-        v.file.close();
-      }
+      closeNodeViews(views);
     }
   }, 120_000);
 });
@@ -244,10 +216,7 @@ describe.each(['ours', 'real'] as const)('read-only delegations (%s)', (impl) =>
       expect(Number(/total_ro_delegations\s+(\d+)/.exec(stats)?.[1])).toBe(2);
       expect(Number(/total_ro_revokes\s+(\d+)/.exec(stats)?.[1])).toBe(1);
     } finally {
-      for (const v of views) {
-        v.client.close();
-        v.file.close();
-      }
+      closeNodeViews(views);
     }
   }, 120_000);
 });

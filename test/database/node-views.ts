@@ -19,9 +19,17 @@ export async function openOnEveryNode(cluster: TestCluster, name: string): Promi
     dbId = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_ATTACH, name)).reply;
     const path = (await client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply;
     const flags = (await client.call(Pnn.CURRENT_NODE, ControlCode.DB_OPEN_FLAGS, dbId)).reply;
+    if (path === null) throw new Error(`node ${node.pnn}: no path for ${name}`);
     views.push({ client, file: TdbFile.open(path, { flags, access: 'rw' }) });
   }
   return { dbId, views };
+}
+
+export function closeNodeViews(views: readonly NodeView[]): void {
+  for (const v of views) {
+    v.client.close();
+    v.file.close();
+  }
 }
 
 /**
@@ -34,12 +42,7 @@ export function useNodeViews(cluster: () => TestCluster, name: string): () => { 
     await cluster().waitUntilHealthy();
     opened = await openOnEveryNode(cluster(), name);
   }, 120_000);
-  afterAll(() => {
-    for (const v of opened?.views ?? []) {
-      v.client.close();
-      v.file.close();
-    }
-  });
+  afterAll(() => closeNodeViews(opened?.views ?? []));
   return () => {
     if (opened === undefined) throw new Error(`useNodeViews: ${name} is not open (used outside a test?)`);
     return opened;
