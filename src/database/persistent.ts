@@ -41,23 +41,33 @@ export class RecordUpdateError extends Error {}
 export function applyRecords(ctx: RecordContext, db: ClusterDatabase, records: readonly RecData[]): void {
   const replaceOnly = db.volatile;
   for (const [i, record] of records.entries()) {
-    if (record.data.length < LTDB_HEADER_SIZE) {
-      throw new RecordUpdateError(`record ${i} of ${records.length}: ${record.data.length} bytes cannot hold an ltdb header`);
+    const stored = record.data;
+    if (stored.length < LTDB_HEADER_SIZE) {
+      throw new RecordUpdateError(`record ${i} of ${records.length}: ${stored.length} bytes cannot hold an ltdb header`);
     }
     const current = db.file.fetch(record.key);
     if (replaceOnly && (current === undefined || current.length === 0)) continue;
     // A missing (or headerless) record counts as rsn 0 without data. ctdbd first stores such a
     // record's initial header inside the same transaction; the store below replaces it, so
     // skipping that intermediate write leaves the same file.
-    const old = current !== undefined && current.length >= LTDB_HEADER_SIZE ? parseLtdbRecord(current) : undefined;
-    const oldRsn = old?.header.rsn ?? 0n;
-    const { header, data } = parseLtdbRecord(record.data);
-    if (oldRsn >= header.rsn && !(old?.data ?? EMPTY).equals(data)) {
-      throw new RecordUpdateError(`existing record in ${db.name} has RSN ${oldRsn}, not lower than the new RSN ${header.rsn}`);
+    const known = current !== undefined && current.length >= LTDB_HEADER_SIZE;
+    const oldRsn = known ? current.readBigUInt64LE(0) : 0n;
+    const rsn = stored.readBigUInt64LE(0);
+    if (oldRsn >= rsn && !sameValue(known ? current : undefined, stored)) {
+      throw new RecordUpdateError(`existing record in ${db.name} has RSN ${oldRsn}, not lower than the new RSN ${rsn}`);
     }
-    if (replaceOnly) storeRecord(ctx, db, record.key, header, data);
-    else db.file.store(record.key, record.data);
+    if (!replaceOnly) db.file.store(record.key, stored);
+    else {
+      const { header, data } = parseLtdbRecord(stored);
+      storeRecord(ctx, db, record.key, header, data);
+    }
   }
+}
+
+/** Whether two stored records (ltdb header + value; undefined = none) carry the same value. */
+function sameValue(a: Buffer | undefined, b: Buffer): boolean {
+  const aValue = a === undefined ? EMPTY : a.subarray(LTDB_HEADER_SIZE);
+  return aValue.equals(b.subarray(LTDB_HEADER_SIZE));
 }
 
 /**
@@ -138,13 +148,12 @@ export interface CommitHost {
   recovering(): boolean;
   /** Sets this node's recovery mode ACTIVE so that the leader runs a recovery. */
   forceRecovery(reason: string): void;
-  /** The nodes an update goes to: active nodes of the vnnmap. */
-  updateTargets(): number[];
-  /** UPDATE_RECORD with the commit's marshall buffer to one node. */
-  sendUpdate(pnn: number, clientId: number, data: Buffer): Promise<CommitReply>;
   /** ControlTimeout in ms. */
   timeoutMs(): number;
 }
+
+/** UPDATE_RECORD with the commit's records to one node. */
+export type SendUpdate = (pnn: number) => Promise<CommitReply>;
 
 interface PendingCommit {
   readonly dbId: number;
@@ -170,15 +179,17 @@ export class Trans3Commits {
     return null;
   }
 
-  /** Sends the updates; resolves with the control's answer. Check refusal() first. */
-  commit(clientId: number, dbId: number, data: Buffer): Promise<CommitReply> {
-    const targets = this.host.updateTargets();
+  /**
+   * Sends the update to `targets` (the active nodes of the vnnmap); resolves with the control's
+   * answer. Check refusal() first.
+   */
+  commit(clientId: number, dbId: number, targets: readonly number[], sendUpdate: SendUpdate): Promise<CommitReply> {
     if (targets.length === 0) return Promise.resolve({ status: CommitStatus.DONE, errorMessage: null });
     return new Promise((resolve) => {
       const commit: PendingCommit = { dbId, clientId, pending: targets.length, timer: undefined, answer: resolve };
       this.#byDb.set(dbId, commit);
       this.#dbByClient.set(clientId, dbId);
-      for (const pnn of targets) void this.host.sendUpdate(pnn, clientId, data).then((reply) => this.#updateDone(commit, pnn, reply));
+      for (const pnn of targets) void sendUpdate(pnn).then((reply) => this.#updateDone(commit, pnn, reply));
       commit.timer = setTimeout(() => this.#timedOut(commit), this.host.timeoutMs());
     });
   }

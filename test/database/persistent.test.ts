@@ -10,7 +10,7 @@ import { ControlCode, DbFlag, LtdbFlag, Pnn, RecMode, encodeRecBuffer } from '..
 import type { LtdbHeader, RecData } from '../../src/protocol';
 import { ClusterDatabase } from '../../src/database/database';
 import { CommitStatus, Trans3Commits, applyRecords, updateRecords } from '../../src/database/persistent';
-import type { CommitHost, CommitReply } from '../../src/database/persistent';
+import type { CommitHost, CommitReply, SendUpdate } from '../../src/database/persistent';
 import type { Logger } from '../../src/common/logging';
 import { TdbFile, buildLtdbRecord, fetchLtdbRecord } from '../../src/store';
 import { useTestCluster } from '../harness/cluster';
@@ -122,7 +122,9 @@ describe('TRANS3_COMMIT bookkeeping', () => {
   interface FakeCluster extends CommitHost {
     recoveryActive: boolean;
     forced: string[];
-    /** Replies to give, per node, in the order they are asked for. */
+    targets: number[];
+    send: SendUpdate;
+    /** Answers the update sent to a node. */
     answer(pnn: number, reply: CommitReply): void;
   }
 
@@ -132,20 +134,21 @@ describe('TRANS3_COMMIT bookkeeping', () => {
       logger: { error: () => undefined } as unknown as Logger,
       recoveryActive: false,
       forced: [],
+      targets,
       recovering: () => fake.recoveryActive,
       forceRecovery: (reason) => {
         fake.forced.push(reason);
         fake.recoveryActive = true;
       },
-      updateTargets: () => targets,
-      sendUpdate: (pnn) => new Promise((resolve) => waiting.set(pnn, resolve)),
+      send: (pnn) => new Promise((resolve) => waiting.set(pnn, resolve)),
       timeoutMs: () => timeoutMs,
       answer: (pnn, reply) => waiting.get(pnn)?.(reply),
     };
     return fake;
   }
+  /** A commit to dbId by clientId of the fake cluster's targets. */
+  const start = (commits: Trans3Commits, fake: FakeCluster, clientId: number, dbId: number) => commits.commit(clientId, dbId, fake.targets, fake.send);
   const ok: CommitReply = { status: 0, errorMessage: null };
-  const data = Buffer.alloc(8);
   const flush = () => new Promise((r) => setImmediate(r));
   const settled = async <T>(p: Promise<T>): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 20))]);
 
@@ -153,7 +156,7 @@ describe('TRANS3_COMMIT bookkeeping', () => {
     const fake = fakeCluster([0, 1, 2]);
     const commits = new Trans3Commits(fake);
     expect(commits.refusal(1, 0xaa)).toBeNull();
-    const commit = commits.commit(1, 0xaa, data);
+    const commit = start(commits, fake, 1, 0xaa);
     expect(commits.refusal(1, 0xbb)).toMatch(/still active/);
     expect(commits.refusal(2, 0xaa)).toMatch(/commit to db 0xaa is active/);
     expect(commits.refusal(2, 0xbb)).toBeNull();
@@ -163,13 +166,14 @@ describe('TRANS3_COMMIT bookkeeping', () => {
     fake.answer(1, ok);
     expect(await commit).toEqual({ status: CommitStatus.DONE, errorMessage: null });
     expect(commits.refusal(1, 0xaa)).toBeNull();
-    expect(await new Trans3Commits(fakeCluster([])).commit(1, 0xaa, data)).toEqual(ok);
+    const idle = fakeCluster([]);
+    expect(await start(new Trans3Commits(idle), idle, 1, 0xaa)).toEqual(ok);
   });
 
   it('a failed update forces a recovery; replies during it are ignored; END_RECOVERY answers 2', async () => {
     const fake = fakeCluster([0, 1, 2]);
     const commits = new Trans3Commits(fake);
-    const commit = commits.commit(1, 0xaa, data);
+    const commit = start(commits, fake, 1, 0xaa);
     fake.answer(0, ok);
     fake.answer(1, { status: 1, errorMessage: null });
     await flush();
@@ -187,10 +191,10 @@ describe('TRANS3_COMMIT bookkeeping', () => {
   it('no answer within ControlTimeout: 1, unless a recovery is running (then END_RECOVERY answers)', async () => {
     const fake = fakeCluster([0, 1], 30);
     const commits = new Trans3Commits(fake);
-    const late = commits.commit(1, 0xaa, data);
+    const late = start(commits, fake, 1, 0xaa);
     fake.answer(0, ok);
     expect(await late).toEqual({ status: CommitStatus.TIMEOUT, errorMessage: 'timeout in ctdb_persistent_state' });
-    const interrupted = commits.commit(1, 0xaa, data);
+    const interrupted = start(commits, fake, 1, 0xaa);
     fake.recoveryActive = true;
     expect(await settled(new Promise((r) => setTimeout(r, 60)).then(() => settled(interrupted)))).toBe('pending');
     fake.recoveryActive = false;
@@ -201,7 +205,7 @@ describe('TRANS3_COMMIT bookkeeping', () => {
   it('a client leaving mid-commit forces a recovery and frees the database for the next commit', async () => {
     const fake = fakeCluster([0]);
     const commits = new Trans3Commits(fake);
-    const commit = commits.commit(4, 0xaa, data);
+    const commit = start(commits, fake, 4, 0xaa);
     commits.clientGone(5);
     expect(fake.forced).toEqual([]);
     commits.clientGone(4);
