@@ -75,7 +75,7 @@ class NativeDb : public Db {
   bool Delete(const uint8_t* key) override { return store_->Delete({key, kKeySize}) == ctdb::tdb::Status::kOk; }
   long Traverse() override {
     uint64_t count = 0;
-    if (store_->Traverse(false, [](ctdb::tdb::Span, ctdb::tdb::Span) { return true; }, &count) != ctdb::tdb::Status::kOk) return -1;
+    if (store_->TraverseChains([](ctdb::tdb::Span, ctdb::tdb::Span) { return true; }, &count) != ctdb::tdb::Status::kOk) return -1;
     return static_cast<long>(count);
   }
 

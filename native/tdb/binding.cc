@@ -209,10 +209,9 @@ Napi::Value Traverse(const Napi::CallbackInfo& info) {
   return TraverseResult(env, s, count);
 }
 
-// traverseReadBatched(h, fn(batch) => boolean | void): a read traverse that hands records to
-// JS in batches of [u32 key length][u32 data length][key][data]..., one call per ~256 KiB
-// instead of one per record. Records are copied under their chain lock, as a read traverse
-// needs no lock while the callback runs. Returns the records copied, or -status.
+// traverseReadBatched(h, fn(batch) => boolean | void): a read traverse (Store::TraverseChains)
+// that hands records to JS in batches of [u32 key length][u32 data length][key][data]..., one
+// call per ~256 KiB instead of one per record. Returns the records copied, or -status.
 Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
   constexpr size_t kBatchBytes = 256 * 1024;
   Napi::Env env = info.Env();
@@ -230,7 +229,7 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
   };
   uint64_t count = 0;
   bool stopped = false;
-  Status s = h->store->Traverse(false, [&](Span key, Span data) {
+  Status s = h->store->TraverseChains([&](Span key, Span data) {
     const uint32_t lens[2] = {static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
     batch.append(reinterpret_cast<const char*>(lens), sizeof(lens));
     batch.append(reinterpret_cast<const char*>(key.data), key.size);

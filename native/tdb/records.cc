@@ -417,4 +417,53 @@ Status Store::Traverse(bool write, const TraverseFn& fn, uint64_t* count) {
   return s;
 }
 
+// Appends the live records of chain `list` (locked by the caller) to *records / *bytes.
+Status Store::CopyChain(uint32_t list, std::vector<CopiedRecord>* records, std::string* bytes) {
+  uint32_t ptr = 0;
+  Status s = ReadOff(HashTop(list), &ptr);
+  WalkGuard guard(map_size_);
+  Record rec;
+  while (s == Status::kOk && ptr != 0) {
+    if (!guard.Step()) return Fail(Status::kCorrupt, "loop in hash chain " + std::to_string(list));
+    if ((s = ReadRec(ptr, &rec)) != Status::kOk) return s;
+    if (rec.magic == kUsedMagic) {
+      const size_t pos = bytes->size();
+      const uint32_t len = rec.key_len + rec.data_len;  // ReadRec checked: <= rec_len
+      bytes->resize(pos + len);
+      if ((s = Read(ptr + kRecordHeaderSize, bytes->data() + pos, len)) != Status::kOk) return s;
+      records->push_back({pos, rec.key_len, rec.data_len});
+    }
+    ptr = rec.next;
+  }
+  return s;
+}
+
+Status Store::TraverseChains(const TraverseFn& fn, uint64_t* count) {
+  *count = 0;
+  std::vector<CopiedRecord> records;
+  std::string bytes;
+  for (uint32_t list = 0; list < hash_size_; list++) {
+    // Unlocked peek past empty chains, as libtdb does; chain 0 is always locked (memory barrier).
+    uint32_t head = 0;
+    if (list != 0) {
+      Status s = ReadOff(HashTop(list), &head);
+      if (s != Status::kOk) return s;
+      if (head == 0) continue;
+    }
+    Status s = LockList(static_cast<int>(list), F_RDLCK, true);
+    if (s != Status::kOk) return s;
+    records.clear();
+    bytes.clear();
+    s = CopyChain(list, &records, &bytes);
+    UnlockList(static_cast<int>(list), F_RDLCK);
+    if (s != Status::kOk) return s;
+    const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
+    for (const CopiedRecord& r : records) {
+      (*count)++;
+      if (!fn(Span{base + r.pos, r.key_len}, Span{base + r.pos + r.key_len, r.data_len})) return Status::kOk;
+    }
+  }
+  return Status::kOk;
+}
+
 }  // namespace ctdb::tdb

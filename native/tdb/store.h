@@ -68,6 +68,10 @@ class Store {
   // Visits every live record; a read traverse forbids writes from the callback.
   // *count receives the number of records visited.
   Status Traverse(bool write, const TraverseFn& fn, uint64_t* count);
+  // The fast whole-database read: each non-empty chain is read-locked only while its live
+  // records are copied out, and fn runs with no lock held (so it may even write). No record
+  // locks, unlike Traverse: two lock calls per chain instead of about six per record.
+  Status TraverseChains(const TraverseFn& fn, uint64_t* count);
 
   Status ChainLock(Span key, bool write, bool wait);
   Status ChainUnlock(Span key, bool write);
@@ -195,6 +199,11 @@ class Store {
   Status MergeWithLeft(uint32_t off, const Record& rec, uint32_t* left_off, Record* left_rec, bool* merged);
   void BumpSeqnum();
   Status TraverseNext(int list_type, uint32_t* list, uint32_t* off, Record* rec, std::vector<uint32_t>* seen);
+  struct CopiedRecord {
+    size_t pos;  // key then data, in the copy buffer
+    uint32_t key_len, data_len;
+  };
+  Status CopyChain(uint32_t list, std::vector<CopiedRecord>* records, std::string* bytes);
 
   // --- transactions
   Status TxnRead(uint32_t off, void* buf, uint32_t len);

@@ -95,12 +95,18 @@ describe('holder killed while owning a chain mutex', () => {
 describe('read traverse against a libtdb all-record locker', () => {
   // libtdb against itself deadlocks here in mutex mode (tdb-format.md, trap 13): the traverser
   // holds a record lock and waits for its chain while the locker waits for the record range.
+  // traverse({write: false}) sits on each record lock while the callback runs; traverseRead
+  // holds only chain locks, each just while it copies that chain.
+  const traverses = [
+    { kind: 'per-record', visit: (db: TdbFile, fn: () => void) => db.traverse(fn, { write: false }) },
+    { kind: 'chain-wise', visit: (db: TdbFile, fn: () => void) => db.traverseRead(fn) },
+  ];
   test.each([
     { name: 'fcntl', flags: TdbFlag.DEFAULT },
     { name: 'mutex', flags: MUTEX },
-  ])('$name: both finish', ({ name, flags }) =>
+  ].flatMap((mode) => traverses.map((t) => ({ ...mode, ...t }))))('$name, $kind: both finish', ({ name, flags, kind, visit }) =>
     withChildren(async (children) => {
-      const file = path.join(tmp.dir, `traverse-lockall-${name}.tdb`);
+      const file = path.join(tmp.dir, `traverse-lockall-${name}-${kind}.tdb`);
       const db = TdbFile.open(file, { flags, hashSize: 31 });
       try {
         for (let i = 0; i < 300; i++) db.store(`k${i}`, `v${i}`);
@@ -110,10 +116,9 @@ describe('read traverse against a libtdb all-record locker', () => {
         const pause = new Int32Array(new SharedArrayBuffer(4));
         let visited = 0;
         for (let round = 0; round < 3; round++) {
-          // The per-record read traverse: it sits on each record lock while the callback runs.
-          visited += db.traverse(() => {
+          visited += visit(db, () => {
             Atomics.wait(pause, 0, 0, 1);
-          }, { write: false });
+          });
         }
         expect(visited).toBe(900);
         const result = await done;
