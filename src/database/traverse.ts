@@ -62,7 +62,7 @@ export type TraverseAllRequest = TraverseAll & { withEmptyRecords: boolean };
  * client. Incoming TRAVERSE_DATA arrive thousands per native batch; only queueing them happens
  * in that turn.
  */
-const BATCH_BYTES = 64 * 1024;
+const BATCH_BYTES = 16 * 1024;
 /** How often a running traverse checks that its client and its nodes are still there. */
 const LIVENESS_POLL_MS = 1000;
 const EMPTY = Buffer.alloc(0);

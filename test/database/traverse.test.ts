@@ -1,17 +1,23 @@
-// Cluster-wide traverses side by side on three nodes of ours and three of Debian's ctdbd, with
-// the same records seeded into every node's copies: `ctdb catdb` / `cattdb` print the same, the
-// raw TRAVERSE_START stream is what smbd expects (reply first, one rec_data per message, the
-// 16-byte end marker), a big traverse leaves the daemon responsive, and a stopped node ends
-// the traverse after TraverseTimeout.
+// Traverses. The engine alone, its nodes joined by an in-process network: who walks, what each
+// node reports, timeouts, kills. Then side by side on three nodes of ours and three of Debian's
+// ctdbd, with the same records written into every node's copies: `ctdb catdb` / `cattdb` print
+// the same, the raw TRAVERSE_START stream is what smbd expects (reply first, one rec_data per
+// message, the 16-byte end marker), a big traverse leaves the daemon responsive, and a stopped
+// node ends the traverse after TraverseTimeout.
+import fs from 'node:fs';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
-import { ControlCode, LtdbFlag, Operation, Pnn, decodePacket, encode, encodeControlRequest, encodePacket, makeHeader, traverseStartCodec } from '../../src/protocol';
+import { ControlCode, LtdbFlag, Operation, Pnn, decodeControlRequest, decodePacket, encode, encodeControlRequest, encodePacket, makeHeader, recDataCodec, traverseStartCodec } from '../../src/protocol';
 import type { ReplyControl, ReqMessage } from '../../src/protocol';
 import { PacketStream } from '../../src/transport/framer';
 import { mask, useSideBySide } from '../integration/tool-compat';
 import type { TestCluster } from '../harness/cluster';
 import { TdbFile, TdbFlag, buildLtdbRecord } from '../../src/store';
+import { createLogger } from '../../src/common/logging';
+import { TraverseEngine, type TraversedDatabase } from '../../src/database/traverse';
 
 const NODES = [0, 1, 2];
 const PER_NODE = 120;
@@ -247,6 +253,182 @@ const byKeyAndData = (a: StreamedRecord, b: StreamedRecord): number => {
   const y = b.key + b.data;
   return x < y ? -1 : x > y ? 1 : 0;
 };
+
+/** Engines of a few nodes joined by an in-process network; each node has its own file. */
+class EngineNetwork {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'traverse-engine-'));
+  readonly engines: TraverseEngine[] = [];
+  readonly dbs: TraversedDatabase[] = [];
+  /** Messages to the client's srvid, per node, as rec_data. */
+  readonly delivered: Buffer[][] = [];
+  readonly controls: { from: number; dest: number; opcode: ControlCode }[] = [];
+  readonly inactive = new Set<number>();
+  /** Nodes that have stopped: what is sent to them is lost. */
+  readonly silent = new Set<number>();
+  timeouts = 0;
+
+  constructor(nodes: number, options: { volatile: boolean; vnnMap?: number[]; timeoutMs?: number }) {
+    const logger = createLogger({ location: 'file:/dev/null', level: 'ERROR', env: {} });
+    const all = Array.from({ length: nodes }, (_, pnn) => pnn);
+    for (const pnn of all) {
+      const file = TdbFile.open(path.join(this.dir, `db.tdb.${pnn}`), { hashSize: 17 });
+      this.dbs.push({ id: 0x1234, name: 'db.tdb', volatile: options.volatile, file });
+      this.delivered.push([]);
+      this.engines.push(
+        new TraverseEngine({
+          pnn,
+          logger,
+          activeNodes: () => all.filter((p) => !this.inactive.has(p)),
+          isActive: (p) => !this.inactive.has(p),
+          isConnected: () => true,
+          vnnMap: () => options.vnnMap ?? all,
+          sendControl: (dest, opcode, data) => {
+            for (const target of dest === Pnn.BROADCAST_CONNECTED ? all : [dest]) {
+              this.controls.push({ from: pnn, dest: target, opcode });
+              setImmediate(() => this.#receive(pnn, target, opcode, data));
+            }
+          },
+          deliver: (_srvid, data) => this.delivered[pnn].push(data),
+          traverseTimeoutMs: () => options.timeoutMs ?? 20_000,
+          countTimeout: () => this.timeouts++,
+        }),
+      );
+    }
+  }
+
+  store(pnn: number, key: string, dmaster: number, value: string | null): void {
+    this.dbs[pnn].file.store(key, buildLtdbRecord({ rsn: 1n, dmaster, reserved1: 0, flags: 0 }, value === null ? undefined : Buffer.from(value)));
+  }
+
+  /** Starts a traverse on node 0 and resolves with what its client got once the end marker came. */
+  async traverse(options: { withEmptyRecords?: boolean; clientAlive?: () => boolean; waitMs?: number } = {}): Promise<{ key: string; value: string }[]> {
+    const out = this.delivered[0];
+    const request = { dbId: 0x1234, reqid: 42, srvid: 7n, withEmptyRecords: options.withEmptyRecords ?? false };
+    this.engines[0].start(this.dbs[0], request, options.clientAlive ?? (() => true));
+    expect(out.length, 'nothing before the reply').toBe(0);
+    await until(() => out.length > 0 && isEndMarker(out[out.length - 1]), options.waitMs);
+    return out.slice(0, -1).map((buf) => {
+      const { reqid, key, data } = recDataCodec.pull(buf, 0, buf.length).value;
+      expect(reqid).toBe(42);
+      return { key: key.toString(), value: data.subarray(24).toString() };
+    });
+  }
+
+  close(): void {
+    for (const db of this.dbs) db.file.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  #receive(from: number, target: number, opcode: ControlCode, data: Buffer): void {
+    if (this.silent.has(target)) return;
+    const engine = this.engines[target];
+    switch (opcode) {
+      case ControlCode.TRAVERSE_ALL:
+        engine.serve(this.dbs[target], { ...decodeControlRequest(ControlCode.TRAVERSE_ALL, data), withEmptyRecords: false });
+        break;
+      case ControlCode.TRAVERSE_ALL_EXT:
+        engine.serve(this.dbs[target], decodeControlRequest(ControlCode.TRAVERSE_ALL_EXT, data));
+        break;
+      case ControlCode.TRAVERSE_DATA:
+        engine.data(from, decodeControlRequest(ControlCode.TRAVERSE_DATA, data));
+        break;
+      case ControlCode.TRAVERSE_KILL: {
+        const { dbId, reqid, srvid } = decodeControlRequest(ControlCode.TRAVERSE_KILL, data);
+        engine.kill(dbId, reqid, srvid);
+        break;
+      }
+      default:
+        throw new Error(`unexpected control ${opcode}`);
+    }
+  }
+}
+
+function isEndMarker(buf: Buffer): boolean {
+  return buf.length === 16 && buf.readUInt32LE(8) === 0 && buf.readUInt32LE(12) === 0;
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const keys = (records: { key: string }[]): string[] => records.map((r) => r.key).sort();
+
+describe('traverse engine on an in-process network', () => {
+  let net3: EngineNetwork | undefined;
+  afterEach(() => net3?.close());
+
+  it('volatile: every active node reports the non-empty records it is dmaster of; empty ones on request', async () => {
+    const n = (net3 = new EngineNetwork(3, { volatile: true }));
+    for (let pnn = 0; pnn < 3; pnn++) {
+      n.store(pnn, `own-${pnn}`, pnn, `v${pnn}`);
+      n.store(pnn, `stale-${pnn}`, (pnn + 1) % 3, 'old copy');
+      n.store(pnn, `deleted-${pnn}`, pnn, null);
+    }
+    n.dbs[1].file.store('not-a-ctdb-record', Buffer.from('short'));
+    expect(keys(await n.traverse())).toEqual(['own-0', 'own-1', 'own-2']);
+    n.delivered[0].length = 0;
+    expect(keys(await n.traverse({ withEmptyRecords: true }))).toEqual(['deleted-0', 'deleted-1', 'deleted-2', 'own-0', 'own-1', 'own-2']);
+    const opcodes = n.controls.filter((c) => c.from === 0).map((c) => c.opcode);
+    expect(opcodes.filter((o) => o === ControlCode.TRAVERSE_ALL)).toHaveLength(3);
+    expect(opcodes.filter((o) => o === ControlCode.TRAVERSE_ALL_EXT)).toHaveLength(3);
+    expect(opcodes).not.toContain(ControlCode.TRAVERSE_KILL);
+  });
+
+  it('persistent: one node walks, this one when it is in the vnn map, else the first of the map', async () => {
+    const n = (net3 = new EngineNetwork(3, { volatile: false, vnnMap: [2, 1] }));
+    for (let pnn = 0; pnn < 3; pnn++) n.store(pnn, `from-${pnn}`, 0, null);
+    expect(keys(await n.traverse())).toEqual(['from-2']);
+    const walkers = n.controls.filter((c) => c.opcode === ControlCode.TRAVERSE_ALL).map((c) => c.dest);
+    expect(walkers).toEqual([2]);
+  });
+
+  it('a stopped node: the client gets the others records and the end marker after TraverseTimeout; walks are killed', async () => {
+    const n = (net3 = new EngineNetwork(3, { volatile: true, timeoutMs: 300 }));
+    for (let pnn = 0; pnn < 3; pnn++) n.store(pnn, `own-${pnn}`, pnn, 'v');
+    n.silent.add(2);
+    const t0 = performance.now();
+    expect(keys(await n.traverse())).toEqual(['own-0', 'own-1']);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(n.timeouts).toBe(1);
+    expect(n.controls.filter((c) => c.opcode === ControlCode.TRAVERSE_KILL).map((c) => c.dest)).toEqual([0, 1, 2]);
+  });
+
+  it('a node that leaves the cluster is not waited for', async () => {
+    const n = (net3 = new EngineNetwork(3, { volatile: true }));
+    for (let pnn = 0; pnn < 3; pnn++) n.store(pnn, `own-${pnn}`, pnn, 'v');
+    n.silent.add(1);
+    setTimeout(() => n.inactive.add(1), 100);
+    expect(keys(await n.traverse())).toEqual(['own-0', 'own-2']);
+    expect(n.timeouts).toBe(0);
+  });
+
+  it('a client that goes away gets nothing more, and the walks are killed', async () => {
+    const n = (net3 = new EngineNetwork(3, { volatile: true }));
+    for (let pnn = 0; pnn < 3; pnn++) n.store(pnn, `own-${pnn}`, pnn, 'v');
+    let alive = true;
+    n.silent.add(2);
+    const done = n.traverse({ clientAlive: () => alive, waitMs: 2_000 }).catch((err: Error) => err);
+    await until(() => n.delivered[0].length === 2);
+    alive = false;
+    expect(await done).toBeInstanceOf(Error);
+    expect(n.delivered[0]).toHaveLength(2);
+    expect(n.controls.filter((c) => c.opcode === ControlCode.TRAVERSE_KILL)).toHaveLength(3);
+    expect(n.engines[0].data(1, { reqid: 1, key: Buffer.alloc(0), data: Buffer.alloc(0) })).toBe(false);
+  });
+
+  it('TRAVERSE_KILL stops a walk before it sends anything', async () => {
+    const n = (net3 = new EngineNetwork(2, { volatile: true }));
+    n.store(1, 'own-1', 1, 'v');
+    n.engines[1].serve(n.dbs[1], { dbId: 0x1234, reqid: 5, pnn: 0, clientReqid: 42, srvid: 7n, withEmptyRecords: false });
+    n.engines[1].kill(0x1234, 42, 7n);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(n.controls).toEqual([]);
+  });
+});
 
 describe('traverse side by side: 3 nodes of ours and 3 of Debian ctdbd', () => {
   const { ours, real } = useSideBySide(3);
