@@ -86,6 +86,21 @@ describe.each(['real', 'ours'] as const)('two clustered smbd over %s ctdbd', (im
     expect(users.stdout).toMatch(new RegExp(`^${SMB_USER}:0:`, 'm'));
   });
 
+  it('persistent records committed on either node read back on the other (dbwrap_tool)', async () => {
+    const c = cluster();
+    const db = ['--persistent', 'acceptance_persistent.tdb'];
+    await c.node(0).toolOk('dbwrap_tool', [...db, 'store', 'written-on-0', 'string', 'zero']);
+    expect((await c.node(1).toolOk('dbwrap_tool', [...db, 'fetch', 'written-on-0', 'string'])).stdout.trim()).toBe('zero');
+    await c.node(1).toolOk('dbwrap_tool', [...db, 'store', 'written-on-0', 'string', 'one']);
+    await c.node(1).toolOk('dbwrap_tool', [...db, 'store', 'counter', 'int32', '41']);
+    expect((await c.node(0).toolOk('dbwrap_tool', [...db, 'fetch', 'written-on-0', 'string'])).stdout.trim()).toBe('one');
+    expect((await c.node(0).toolOk('dbwrap_tool', [...db, 'fetch', 'counter', 'int32'])).stdout.trim()).toBe('41');
+    await c.node(0).toolOk('dbwrap_tool', [...db, 'delete', 'counter']);
+    const keys = await c.node(1).toolOk('dbwrap_tool', [...db, 'listkeys']);
+    expect(keys.stdout).toContain('written-on-0');
+    expect(keys.stdout).not.toContain('counter');
+  });
+
   it('a file put on node 0 reads back byte for byte on node 1', async () => {
     const c = cluster();
     const original = path.join(c.workDir, 'original.bin');
