@@ -75,6 +75,11 @@ const SCAN_LOCK_ATTEMPTS = [1, 2, 5, 10, 20, 50, 100, 200];
  * 1 ms per 1000 records), so it is done after full runs and after runs that freed this many.
  */
 const REPACK_CHECK_DELETIONS = 1000;
+/**
+ * Records per VACUUM_FETCH / TRY_DELETE_RECORDS control. ctdbd sends each list whole; in parts,
+ * neither side holds its event loop long on one control.
+ */
+const CONTROL_RECORDS = 5000;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -494,7 +499,9 @@ export class Vacuuming implements DeletionQueue {
         this.#host.logger.info(`Found ${keys.length} records for lmaster ${lmaster} in '${db.name}'`);
         const records = keys.map((key) => ({ reqid: this.#host.pnn, key, data: EMPTY }));
         try {
-          await this.#host.vacuumFetch(lmaster, { dbId: db.id, records });
+          for (let start = 0; start < records.length; start += CONTROL_RECORDS) {
+            await this.#host.vacuumFetch(lmaster, { dbId: db.id, records: records.slice(start, start + CONTROL_RECORDS) });
+          }
         } catch (err) {
           this.#host.logger.error(`Failed to send vacuum fetch control to node ${lmaster}: ${(err as Error).message}`);
         }
@@ -505,25 +512,24 @@ export class Vacuuming implements DeletionQueue {
   /** Records other nodes may hold copies of: deleted there first, then here if every node agreed. */
   async #deleteEverywhere(db: ClusterDatabase, list: Map<string, QueuedDeletion>, guard: RunGuard, counts: RunCounts): Promise<void> {
     if (list.size === 0) return;
-    const request: RecBuffer = {
-      dbId: db.id,
-      records: [...list.values()].map(({ key, header }) => ({ reqid: db.id, key, data: buildLtdbRecord(header) })),
-    };
+    const records = [...list.values()].map(({ key, header }) => ({ reqid: db.id, key, data: buildLtdbRecord(header) }));
     for (const pnn of this.#host.otherActiveNodes()) {
-      let kept: RecBuffer;
-      try {
-        kept = await this.#host.tryDeleteRecords(pnn, request);
-      } catch (err) {
-        // Nothing is deleted here this time; the next run tries again.
-        this.#host.logger.error(`Failed to delete records on node ${pnn}: ${(err as Error).message}`);
-        for (const { key, header } of list.values()) this.#queues.schedule(db, key, header);
-        return;
-      }
-      guard.check();
-      for (const record of kept.records) {
-        // A copy that node could not delete: this node keeps its record too (and the queue forgets it).
-        if (!list.delete(keyId(record.key))) this.#host.logger.error(`Record coming back from TRY_DELETE_RECORDS of node ${pnn} is not in the delete list of ${db.name}`);
-        else counts.skipped++;
+      for (let start = 0; start < records.length; start += CONTROL_RECORDS) {
+        let kept: RecBuffer;
+        try {
+          kept = await this.#host.tryDeleteRecords(pnn, { dbId: db.id, records: records.slice(start, start + CONTROL_RECORDS) });
+        } catch (err) {
+          // Nothing is deleted here this time; the next run tries again.
+          this.#host.logger.error(`Failed to delete records on node ${pnn}: ${(err as Error).message}`);
+          for (const { key, header } of list.values()) this.#queues.schedule(db, key, header);
+          return;
+        }
+        guard.check();
+        for (const record of kept.records) {
+          // A copy that node could not delete: this node keeps its record too (and the queue forgets it).
+          if (!list.delete(keyId(record.key))) this.#host.logger.error(`Record coming back from TRY_DELETE_RECORDS of node ${pnn} is not in the delete list of ${db.name}`);
+          else counts.skipped++;
+        }
       }
     }
     const pnn = this.#host.pnn;
