@@ -20,6 +20,11 @@ export interface RecoverDbTask {
   /** Directory for the per-database staging store (removed again when the task ends). */
   stagingDir: string;
   /**
+   * Bytes of pulled records a worker thread merges in memory, over all its databases; a
+   * database that does not fit moves to LMDB under stagingDir (default: DEFAULT_MEMORY_BUDGET).
+   */
+  memoryBudgetBytes?: number;
+  /**
    * Optional channel to the pipeline (moved with the task): the worker posts a PhaseMessage as
    * each phase starts and gives up when it receives CANCEL_MESSAGE.
    */
@@ -32,7 +37,11 @@ export interface PhaseMessage {
 }
 export const CANCEL_MESSAGE = 'cancel';
 
-/** The steps of one database's recovery, in the order they run. */
+/**
+ * The steps of one database's recovery, in the order they run. Volatile: collect pulls every
+ * node, wipe wipes them all, push sends the winners. Persistent: collect finds the node with
+ * the highest seqnum, wipe prepares the others, push streams that node's records to them.
+ */
 export const RECOVERY_PHASES = ['freeze', 'transactionStart', 'collect', 'wipe', 'push', 'commit', 'thaw'] as const;
 export type RecoveryPhase = (typeof RECOVERY_PHASES)[number];
 
@@ -50,8 +59,10 @@ export interface RecoverDbResult {
   culprit?: number;
   /** Milliseconds spent in each phase that ran. */
   phaseMs?: Partial<Record<RecoveryPhase, number>>;
-  /** Of the collect phase, the time spent merging into the staging store. */
+  /** Time spent handling pulled buffers: merging them (volatile) or forwarding them (persistent). */
   stagingMs?: number;
+  /** Whether the records outgrew the memory budget and were merged in LMDB. */
+  spilled?: boolean;
   /**
    * The largest memory use (JS heap + Buffers) of the worker thread seen during the task; it
    * includes the other databases that thread recovers at the same time.

@@ -2,9 +2,8 @@
 // acting as the recovery helper, against the real ctdb_recovery_helper (`ctdb recover`) on
 // the same cluster and data in the same run.
 //
-// Volatile records are spread like the perf anchors' fill (key i on node i % 3, 100-byte
-// values); the persistent database is identical on every node. Both are seeded through each
-// daemon's own DB_PUSH path (ptrans would take over a minute for 100k records).
+// The data set is test/recovery/seed.ts seedBenchmarkDatabases, seeded through each daemon's
+// own DB_PUSH path (ptrans would take over a minute for 100k records).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,13 +13,12 @@ import { recoverCluster } from '../../src/recovery/cluster-recovery';
 import { RecoveryPipeline } from '../../src/recovery/pipeline';
 import { LocalCluster } from '../../scripts/cluster/local-cluster';
 import { pollUntil } from '../../scripts/cluster/processes';
-import { disableRecoveries, seedNode, seqnumRecord, type SeedRecord } from '../../test/recovery/seed';
+import { disableRecoveries, seedBenchmarkDatabases } from '../../test/recovery/seed';
 import type { BenchSuite, SuiteResult } from '../suite';
 
 const NODES = [0, 1, 2];
 const RECORDS = 100_000;
 const RUNS = 3;
-const VALUE = 'v'.repeat(100);
 
 interface Measurement {
   impl: string;
@@ -56,30 +54,6 @@ function helperLogInterval(logFile: string, after: number): number {
   return (stamp(end) - stamp(start)) / 1000;
 }
 
-async function seed(cluster: LocalCluster, client: CtdbClient, via: number): Promise<void> {
-  const attach = async (args: string[]): Promise<void> => {
-    const r = await cluster.nodes[via].ctdb(args);
-    if (r.code !== 0) throw new Error(`ctdb ${args.join(' ')}: ${r.stderr}`);
-  };
-  await attach(['attach', 'bench_vol.tdb']);
-  await attach(['attach', 'bench_pers.tdb', 'persistent']);
-  const dbmap = (await client.call(via, ControlCode.GET_DBMAP, undefined)).reply;
-  const idOf = async (name: string): Promise<number> => {
-    for (const db of dbmap) if ((await client.call(via, ControlCode.GET_DBNAME, db.dbId)).reply === name) return db.dbId;
-    throw new Error(`no ${name}`);
-  };
-  const volId = await idOf('bench_vol.tdb');
-  const persId = await idOf('bench_pers.tdb');
-  const persistent: SeedRecord[] = [seqnumRecord(1n), ...Array.from({ length: RECORDS }, (_, i) => ({ key: `p${i}`, rsn: 1n, dmaster: 0, value: VALUE, flags: 0 }))];
-  for (const pnn of NODES) {
-    const volatile = Array.from({ length: RECORDS }, (_, i) => i)
-      .filter((i) => i % 3 === pnn)
-      .map((i) => ({ key: `v${i}`, rsn: 1n, dmaster: pnn, value: VALUE }));
-    await seedNode(client, pnn, volId, volatile);
-    await seedNode(client, pnn, persId, persistent);
-  }
-}
-
 async function run(): Promise<SuiteResult> {
   const cluster = await LocalCluster.create({ nodes: 3, impl: 'real', tunables: { RerecoveryTimeout: 0 } });
   const stagingDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-recovery-'));
@@ -95,7 +69,10 @@ async function run(): Promise<SuiteResult> {
     // Recover through the real leader's daemon, so both make the same node dmaster.
     const leader = Number((await cluster.nodes[0].ctdb(['leader'])).stdout.trim());
     client = await CtdbClient.connect(cluster.nodes[leader].socket);
-    await seed(cluster, client, leader);
+    await seedBenchmarkDatabases(client, leader, NODES, RECORDS, async (args) => {
+      const r = await cluster.nodes[leader].ctdb(args);
+      if (r.code !== 0) throw new Error(`ctdb ${args.join(' ')}: ${r.stderr}`);
+    });
 
     const measurements: Measurement[] = [];
     for (let i = 1; i <= RUNS; i++) {

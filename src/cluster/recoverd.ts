@@ -29,7 +29,8 @@ import { Election } from './election';
 import type { ClusterLock } from './election';
 import { OperationGate } from './op-gate';
 import { CtdbClient } from '../client/ctdb-client';
-import { NodeFailure, RecoveryPipeline, recoverCluster } from '../recovery';
+import { NodeFailure, RecoveryPipeline, recoverCluster, type RecoverDbResult } from '../recovery';
+import { invalidateRecords } from '../database/record-transfer';
 
 
 export class Recoverd {
@@ -43,6 +44,12 @@ export class Recoverd {
   #takeoverRequests: SrvidMessage[] = [];
   #lastCulprit: number;
   #loopTimer: NodeJS.Timeout | null = null;
+  /** While a main loop pass runs (it may run a recovery). */
+  #checking = false;
+  #recmodeWatch: NodeJS.Timeout | null = null;
+  #recmodePoll: Promise<void> | null = null;
+  /** This node froze its databases (and gave up its volatile records) when it went inactive. */
+  #frozenOnInactive = false;
   #stopped = false;
   /** Like ctdbd's recoverd, a client of its own daemon: the recovery talks to every node through it. */
   #client: CtdbClient | null = null;
@@ -97,11 +104,13 @@ export class Recoverd {
     void this.#localClient().catch((err: Error) => this.log.error(`Cannot connect to the local daemon: ${err.message}`));
     this.election.start();
     this.#mainLoop();
+    this.#recmodeWatch = setInterval(() => this.#watchRecoveryModes(), RECMODE_WATCH_MS);
   }
 
   stop(): void {
     this.#stopped = true;
     if (this.#loopTimer !== null) clearTimeout(this.#loopTimer);
+    if (this.#recmodeWatch !== null) clearInterval(this.#recmodeWatch);
     this.election.stop();
     this.#client?.close();
     void this.#pipeline.close();
@@ -196,14 +205,59 @@ export class Recoverd {
 
   #mainLoop(): void {
     if (this.#stopped) return;
+    if (this.#loopTimer !== null) clearTimeout(this.#loopTimer);
+    this.#loopTimer = null;
+    this.#checking = true;
     const started = performance.now();
     void this.#check()
       .catch((err: Error) => this.log.error(`main loop: ${err.message}`))
       .finally(() => {
+        this.#checking = false;
         if (this.#stopped) return;
         const interval = this.d.tunables.values.RecoverInterval * 1000;
         this.#loopTimer = setTimeout(() => this.#mainLoop(), Math.max(0, interval - (performance.now() - started)));
       });
+  }
+
+  /**
+   * `ctdb recover` sets recovery mode ACTIVE on one node and waits for a new generation. 4.17's
+   * leader notices at its next loop, up to RecoverInterval later; this leader looks at the
+   * recovery modes every RECMODE_WATCH_MS between loops (its own for free, the others' with
+   * GET_RECMODE) and runs the loop at once when one is ACTIVE. A recovery it then runs is the
+   * one the loop would have run.
+   */
+  #watchRecoveryModes(): void {
+    // After a failed recovery (#needRecovery still set) retries keep the loop's pace.
+    if (this.#checking || this.#needRecovery || this.#recmodePoll !== null || !this.election.isLeader || this.election.inProgress) return;
+    if (this.#recoveries.disabled || (this.d.state.self.flags & NodeFlag.INACTIVE) !== 0) return;
+    if (this.d.state.recMode === RecMode.ACTIVE) {
+      this.#mainLoop();
+      return;
+    }
+    const peers = this.#activeNodes().filter((pnn) => pnn !== this.d.pnn);
+    this.#recmodePoll = Promise.all(peers.map(async (pnn) => (await this.d.router.call(pnn, ControlCode.GET_RECMODE, undefined)).status))
+      .then((modes) => {
+        if (modes.includes(RecMode.ACTIVE) && !this.#checking && !this.#stopped) this.#mainLoop();
+      })
+      .catch(() => undefined)
+      .finally(() => (this.#recmodePoll = null));
+  }
+
+  /**
+   * A stopped or banned node puts itself in recovery mode and freezes all its databases once,
+   * declaring its volatile records invalid: the recovery that takes it back must not revive
+   * a record the active nodes deleted meanwhile (Samba bug 14294).
+   */
+  async #holdInactive(): Promise<void> {
+    if (this.d.state.recMode === RecMode.NORMAL) {
+      this.log.error('Node is stopped or banned but recovery mode is not active. Activate recovery mode and lock databases');
+      await this.d.router.call(this.d.pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE);
+    }
+    if (this.#frozenOnInactive) return;
+    for (const db of this.d.databases.newestFirst()) invalidateRecords(db);
+    const { status } = await this.d.router.call(this.d.pnn, ControlCode.FREEZE, undefined);
+    if (status !== 0) throw new Error('Failed to freeze node in STOPPED or BANNED state');
+    this.#frozenOnInactive = true;
   }
 
   async #check(): Promise<void> {
@@ -213,14 +267,14 @@ export class Recoverd {
     if ((self.flags & NodeFlag.INACTIVE) !== 0) {
       // A stopped or banned node keeps its databases out of the way and does not lead.
       this.election.resetPriority();
-      if (this.d.state.recMode === RecMode.NORMAL) {
-        this.log.error('Node is stopped or banned but recovery mode is not active. Activate recovery mode');
-        await this.d.router.call(this.d.pnn, ControlCode.SET_RECMODE, RecMode.ACTIVE);
-      }
+      await this.#holdInactive();
       return;
     }
+    this.#frozenOnInactive = false;
     await this.#refreshPeers();
     if (!this.election.isLeader) return;
+    // The leader recovers: its worker threads start now, not when a recovery is waiting.
+    this.#pipeline.start();
     if (this.#banMisbehaving()) return;
     if (this.#needRecovery) {
       await this.#recover();
@@ -367,10 +421,11 @@ export class Recoverd {
       const result = await recoverCluster(await this.#localClient(), this.#pipeline, {
         socketPath: this.d.paths.socket,
         stagingDir,
+        onPhase: ({ dbId, phase }) => phase === 'freeze' && this.log.notice(`recover database 0x${dbId.toString(16).padStart(8, '0')}`),
         onProgress: (db, attempt) =>
           this.log.notice(
             db.ok
-              ? `Recovered database ${db.name}: ${db.records} records in ${db.durationMs.toFixed(1)} ms`
+              ? `Recovered database ${db.name}: ${db.records} records in ${db.durationMs.toFixed(1)} ms (${phaseSummary(db)})`
               : `Recovery of database ${db.name} failed (attempt ${attempt}): ${db.error ?? 'unknown error'}`,
           ),
       }).finally(() => fs.rmSync(stagingDir, { recursive: true, force: true }));
@@ -435,6 +490,15 @@ export class Recoverd {
 }
 
 const EAGAIN = 11;
+/** How often the leader looks for a node put in recovery mode between its loops. */
+const RECMODE_WATCH_MS = 50;
+
+/** "freeze 3.1, pull 120.4, …" in milliseconds, for the per-database log line. */
+function phaseSummary(db: RecoverDbResult): string {
+  return Object.entries(db.phaseMs ?? {})
+    .map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`)
+    .join(', ');
+}
 
 /** Replies to srvid requests are a bare int32. */
 function int32(value: number): Buffer {

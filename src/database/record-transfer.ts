@@ -9,12 +9,36 @@ const REC_DATA_FIXED = 16;
 const HEADER_FLAGS_AT = 16;
 
 /**
+ * Volatile databases whose records this node stopped vouching for when it went inactive, with
+ * the generation they had then. Such a node missed what the others did meanwhile: a record it
+ * still holds may have been deleted there, and its old copy must not come back in the recovery
+ * that takes it in again (Samba bug 14294). Its records count again once a recovery transaction
+ * has committed new contents (the database's generation moved on).
+ */
+const invalidated = new WeakMap<ClusterDatabase, number>();
+
+/** 4.17 marks every volatile database so as its node goes inactive (the FREEZE of all databases). */
+export function invalidateRecords(db: ClusterDatabase): void {
+  if (db.volatile) invalidated.set(db, db.generation);
+}
+
+function recordsInvalid(db: ClusterDatabase): boolean {
+  const since = invalidated.get(db);
+  if (since === undefined) return false;
+  if (since === db.generation) return true;
+  invalidated.delete(db);
+  return false;
+}
+
+/**
  * Streams every record (tombstones included) in rec_buffers that are closed once they reach
- * `limit` bytes, as ctdbd's pull does. Records are written straight into one reused scratch
- * buffer (`send` must copy what it keeps). Returns the number of records sent.
+ * `limit` bytes, as ctdbd's pull does; nothing while the records are invalid. Records are
+ * written straight into one reused scratch buffer (`send` must copy what it keeps). Returns
+ * the number of records sent.
  */
 export function pullRecords(db: ClusterDatabase, limit: number, send: (buffer: Buffer) => void): number {
   db.requireFrozen('pull records');
+  if (recordsInvalid(db)) return 0;
   let out = Buffer.allocUnsafe(Math.max(limit, 4096) + 4096);
   let size = REC_BUFFER_FIXED;
   let count = 0;
@@ -70,9 +94,13 @@ export class PushSession {
       db.requireFrozen('push records');
       this.records += forEachRecord(buffer, null, (record) => {
         const key = recordKey(record);
-        const value = Buffer.from(record.subarray(REC_DATA_FIXED + key.length));
+        let value = record.subarray(REC_DATA_FIXED + key.length);
         const flags = value.readUInt32LE(HEADER_FLAGS_AT);
-        value.writeUInt32LE((flags & ~LtdbFlag.RO_FLAGS) >>> 0, HEADER_FLAGS_AT);
+        // Stored straight from the message; only a record with delegation flags needs a copy.
+        if ((flags & LtdbFlag.RO_FLAGS) !== 0) {
+          value = Buffer.from(value);
+          value.writeUInt32LE((flags & ~LtdbFlag.RO_FLAGS) >>> 0, HEADER_FLAGS_AT);
+        }
         db.file.store(key, value);
       });
     } catch (err) {

@@ -44,9 +44,14 @@ export class NodeControls {
    * first failing node in list order (as ctdb_client_control_multi_error picks it).
    */
   async onEach<C extends ControlCode>(pnns: readonly number[], code: C, request: ControlRequests[C], flags = 0): Promise<ControlReplies[C][]> {
-    const outcomes = await Promise.allSettled(pnns.map((pnn) => this.on(pnn, code, request, flags)));
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    return outcomes.map((o) => (o as PromiseFulfilledResult<ControlReplies[C]>).value);
+    return settleInOrder(pnns.map((pnn) => this.on(pnn, code, request, flags)));
   }
+}
+
+/** Waits for every step, then fails with the first failure in list order (the node blamed). */
+export async function settleInOrder<T>(steps: readonly Promise<T>[]): Promise<T[]> {
+  const outcomes = await Promise.allSettled(steps);
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return outcomes.map((o) => (o as PromiseFulfilledResult<T>).value);
 }

@@ -42,6 +42,8 @@ export interface RecoveryPipelineOptions {
   attempts?: number;
   /** The compiled worker (default: dist/workers/recover-db.js of this package). */
   workerFile?: string;
+  /** Each thread's in-memory merge budget (RecoverDbTask.memoryBudgetBytes). */
+  memoryBudgetBytes?: number;
 }
 
 /** Settings shared by the tasks of one recovery. */
@@ -89,6 +91,11 @@ export class RecoveryPipeline {
 
   get threads(): number {
     return this.#pool?.threads.length ?? 0;
+  }
+
+  /** Starts the worker threads (they load the worker module) ahead of the first recovery. */
+  start(): void {
+    if (!this.#closed) this.#startedPool();
   }
 
   #startedPool(): Piscina<RecoverDbTask, RecoverDbResult> {
@@ -144,7 +151,8 @@ export class RecoveryPipeline {
     ours.on('message', (message: PhaseMessage) => options.onPhase?.(message));
     this.#running.add(ours);
     try {
-      return await this.#startedPool().run({ ...task, port: theirs }, { transferList: [theirs] });
+      const budget = this.#options.memoryBudgetBytes;
+      return await this.#startedPool().run({ ...(budget !== undefined && { memoryBudgetBytes: budget }), ...task, port: theirs }, { transferList: [theirs] });
     } catch (err) {
       return { dbId: task.dbId, name: task.name, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error: `recovery of database ${task.name}: ${(err as Error).message}` };
     } finally {

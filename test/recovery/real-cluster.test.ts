@@ -80,6 +80,8 @@ describe('recovery of real ctdbd databases', () => {
     expect(await recoveryModes(cluster())).toEqual([0, 0, 0]);
     const vol = result.report?.results.find((r) => r.name === 'rec_vol.tdb');
     expect(vol?.records).toBe(expected.size);
+    // Within the default memory budget: merged in memory.
+    expect(vol?.spilled).toBe(false);
 
     for (const pnn of NODES) {
       const records = await localRecords(cluster(), pnn, 'rec_vol.tdb');
@@ -189,8 +191,10 @@ describe('recovery of real ctdbd databases', () => {
     }
   }, 240_000);
 
-  it('keeps the worker memory bounded while recovering 200k records', async () => {
+  it('keeps the worker memory bounded while recovering 200k records beyond its memory budget', async () => {
     const value = 'x'.repeat(100);
+    // A 4 MiB budget: both databases outgrow it and are merged in LMDB.
+    const lowBudget = new RecoveryPipeline({ memoryBudgetBytes: 4 * 2 ** 20 });
     /** Seeds `count` keys (each on two nodes, so the merge really compares) and recovers. */
     const recoverSized = async (name: string, count: number) => {
       const dbId = await driver.attach(name);
@@ -206,17 +210,23 @@ describe('recovery of real ctdbd databases', () => {
           ),
         ),
       );
-      const result = await driver.recover();
+      const result = await driver.recover({}, lowBudget);
       expect(result.ok).toBe(true);
       const db = result.report?.results.find((r) => r.name === name);
       expect(db?.records).toBe(count);
+      expect(db?.spilled).toBe(true);
       const pulledMiB = (2 * count * (16 + 10 + 24 + value.length)) / 2 ** 20;
       const peakMiB = (db?.peakMemoryBytes ?? 0) / 2 ** 20;
       console.log(`${count} records: ${db?.durationMs.toFixed(0)} ms, phases ${JSON.stringify(db?.phaseMs)} (merging ${db?.stagingMs?.toFixed(0)} ms), peak worker memory ${peakMiB.toFixed(1)} MiB for ${pulledMiB.toFixed(1)} MiB pulled`);
       return { pulledMiB, peakMiB };
     };
-    const small = await recoverSized('small.tdb', 40_000);
-    const big = await recoverSized('big.tdb', 200_000);
+    let small, big;
+    try {
+      small = await recoverSized('small.tdb', 40_000);
+      big = await recoverSized('big.tdb', 200_000);
+    } finally {
+      await lowBudget.close();
+    }
     // Five times the data, but the worker's memory (heap + Buffers, garbage included) grows by
     // far less than the extra data: records live in the staging files, not in memory.
     expect(big.peakMiB - small.peakMiB).toBeLessThan((big.pulledMiB - small.pulledMiB) / 2);

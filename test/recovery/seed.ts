@@ -86,3 +86,35 @@ export function seqnumRecord(seqnum: bigint): SeedRecord {
   return { key: '__db_sequence_number__\0', rsn: 1n, dmaster: 0, value, flags: 0 };
 }
 
+
+/** The recovery benchmark's data set (shared by both recovery suites). */
+export const BENCH_DATABASES = { volatile: 'bench_vol.tdb', persistent: 'bench_pers.tdb' } as const;
+
+/**
+ * Seeds `count` volatile records spread like the perf anchors' fill (key i only on node i % n,
+ * that node its dmaster, 100-byte values) and a persistent database of `count` records that
+ * is identical on every node. `attach` runs `ctdb attach` on node `via`.
+ */
+export async function seedBenchmarkDatabases(client: CtdbClient, via: number, nodes: readonly number[], count: number, attach: (args: string[]) => Promise<void>): Promise<{ volId: number; persId: number }> {
+  await attach(['attach', BENCH_DATABASES.volatile]);
+  await attach(['attach', BENCH_DATABASES.persistent, 'persistent']);
+  const controls = new NodeControls(client, 30_000);
+  const dbmap = await controls.on(via, ControlCode.GET_DBMAP, undefined);
+  const names = await Promise.all(dbmap.map((db) => controls.on(via, ControlCode.GET_DBNAME, db.dbId)));
+  const idOf = (name: string): number => {
+    const at = names.indexOf(name);
+    if (at < 0) throw new Error(`${name} is not attached on node ${via}`);
+    return dbmap[at].dbId;
+  };
+  const volId = idOf(BENCH_DATABASES.volatile);
+  const persId = idOf(BENCH_DATABASES.persistent);
+  const value = 'v'.repeat(100);
+  const persistent: SeedRecord[] = [seqnumRecord(1n), ...Array.from({ length: count }, (_, i) => ({ key: `p${i}`, rsn: 1n, dmaster: 0, value, flags: 0 }))];
+  for (const [n, pnn] of nodes.entries()) {
+    const volatile: SeedRecord[] = [];
+    for (let i = n; i < count; i += nodes.length) volatile.push({ key: `v${i}`, rsn: 1n, dmaster: pnn, value });
+    await seedNode(client, pnn, volId, volatile);
+    await seedNode(client, pnn, persId, persistent);
+  }
+  return { volId, persId };
+}

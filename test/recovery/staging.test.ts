@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../src/protocol/rec-buffer';
-import { MergingStage, SpoolStage, highestRsn, type RecordStage } from '../../workers/staging-store';
+import { MemoryBudget, MergingStage, highestRsn } from '../../workers/staging-store';
 
 const DB = 0x1234;
 
@@ -86,56 +86,100 @@ describe('rec_buffer packing', () => {
 });
 
 describe('staging', () => {
-  const stages: RecordStage[] = [];
+  const stages: MergingStage[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'staging-test-'));
   afterEach(async () => {
     await Promise.all(stages.splice(0).map((s) => s.destroy()));
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const open = <S extends RecordStage>(stage: S): S => {
+  /** A stage whose memory budget is `budget` bytes (0: everything goes to LMDB at once). */
+  const merging = (budget = 1 << 30, label = 'test.tdb'): MergingStage => {
+    const stage = new MergingStage({ dbId: DB, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(budget) });
     stages.push(stage);
     return stage;
   };
-  const merging = (): MergingStage => open(MergingStage.create(dir, 'test.tdb', highestRsn(0)));
-  const contents = (store: RecordStage) => new Map([...store.records()].map((r) => [recordKey(r).toString(), r.subarray(16 + recordKey(r).length + 24).toString()]));
+  const contents = (stage: MergingStage) =>
+    new Map([...stage.entries()].map(([r]) => [recordKey(r).toString(), r.subarray(16 + recordKey(r).length + 24).toString()]));
+  const kinds = [
+    ['in memory', 1 << 30],
+    ['in LMDB', 0],
+  ] as const;
 
-  it('keeps the highest RSN; on a tie replaces only a copy naming the recovery master', () => {
-    const store = merging();
-    store.add(buffer([{ key: 'up', rsn: 1, dmaster: 1, value: 'old' }, { key: 'down', rsn: 5, dmaster: 1, value: 'new' }, { key: 'tieMine', rsn: 3, dmaster: 0, value: 'mine' }, { key: 'tieOther', rsn: 3, dmaster: 1, value: 'first' }]), DB);
-    store.nextSource();
-    store.add(buffer([{ key: 'up', rsn: 2, dmaster: 2, value: 'newer' }, { key: 'down', rsn: 4, dmaster: 2, value: 'older' }, { key: 'tieMine', rsn: 3, dmaster: 2, value: 'theirs' }, { key: 'tieOther', rsn: 3, dmaster: 2, value: 'second' }]), DB);
-    expect(contents(store)).toEqual(new Map([['up', 'newer'], ['down', 'new'], ['tieMine', 'theirs'], ['tieOther', 'first']]));
+  it.each(kinds)('%s: keeps the highest RSN; on a tie the copy naming the recovery master loses, else the first node', (_kind, budget) => {
+    const stage = merging(budget);
+    stage.add(buffer([{ key: 'up', rsn: 1, dmaster: 1, value: 'old' }, { key: 'down', rsn: 5, dmaster: 1, value: 'new' }, { key: 'tieMine', rsn: 3, dmaster: 0, value: 'mine' }, { key: 'tieOther', rsn: 3, dmaster: 1, value: 'first' }]), 0);
+    stage.add(buffer([{ key: 'up', rsn: 2, dmaster: 2, value: 'newer' }, { key: 'down', rsn: 4, dmaster: 2, value: 'older' }, { key: 'tieMine', rsn: 3, dmaster: 2, value: 'theirs' }, { key: 'tieOther', rsn: 3, dmaster: 2, value: 'second' }]), 1);
+    expect(contents(stage)).toEqual(new Map([['up', 'newer'], ['down', 'new'], ['tieMine', 'theirs'], ['tieOther', 'first']]));
   });
 
-  it('stages empty and huge keys', () => {
-    const store = merging();
+  it('picks the same winners as a fold in node order, whatever order the nodes arrive in', () => {
+    // Every combination of rsn (1-2) and dmaster (recovery master 0 or another) on 3 nodes.
+    const copies = [1, 2].flatMap((rsn) => [0, 5].map((dmaster) => ({ rsn, dmaster })));
+    const keys: { key: string; copies: (typeof copies)[number][] }[] = [];
+    for (const a of copies) for (const b of copies) for (const c of copies) keys.push({ key: `k${keys.length}`, copies: [a, b, c] });
+    const perNode = [0, 1, 2].map((node) => buffer(keys.map(({ key, copies: cs }) => ({ key, ...cs[node], value: `${key}@${node}` }))));
+    // 4.17's recdb_add, applied node after node.
+    const folded = new Map<string, string>();
+    for (const { key, copies: cs } of keys) {
+      let winner = 0;
+      for (let node = 1; node < 3; node++) {
+        if (cs[node].rsn > cs[winner].rsn || (cs[node].rsn === cs[winner].rsn && cs[winner].dmaster === 0)) winner = node;
+      }
+      folded.set(key, `${key}@${winner}`);
+    }
+    for (const order of [[0, 1, 2], [2, 1, 0], [1, 2, 0]]) {
+      const stage = merging();
+      for (const node of order) stage.add(perNode[node], node);
+      expect(contents(stage), `arrival order ${order.join(',')}`).toEqual(folded);
+    }
+  });
+
+  it.each(kinds)('%s: stages empty and huge keys', (_kind, budget) => {
+    const stage = merging(budget);
     const huge = Buffer.alloc(5000, 'k');
-    expect(store.add(buffer([{ key: '', rsn: 1, dmaster: 0, value: 'empty key' }, { key: huge, rsn: 1, dmaster: 0, value: 'huge key' }]), DB)).toBe(2);
-    store.nextSource();
-    store.add(buffer([{ key: huge, rsn: 2, dmaster: 1, value: 'huge key 2' }]), DB);
-    const got = contents(store);
+    expect(stage.add(buffer([{ key: '', rsn: 1, dmaster: 0, value: 'empty key' }, { key: huge, rsn: 1, dmaster: 0, value: 'huge key' }]), 0)).toBe(2);
+    stage.add(buffer([{ key: huge, rsn: 2, dmaster: 1, value: 'huge key 2' }]), 1);
+    const got = contents(stage);
     expect(got.get('')).toBe('empty key');
     expect(got.get(huge.toString())).toBe('huge key 2');
   });
 
-  it('spools a persistent database in pull order', () => {
-    const spool = open(SpoolStage.create(dir, 'pers.tdb'));
-    expect(spool.add(buffer([{ key: 'x', rsn: 9, dmaster: 0, value: 'a' }, { key: 'y', rsn: 1, dmaster: 2, value: 'b' }]), DB)).toBe(2);
-    spool.add(buffer([{ key: 'z', rsn: 1, dmaster: 0, value: 'c' }]), DB);
-    expect([...contents(spool)]).toEqual([['x', 'a'], ['y', 'b'], ['z', 'c']]);
-    expect([...spool.records()].map(recordRsn)).toEqual([9n, 1n, 1n]);
+  it('moves to LMDB when the budget runs out and merges on there', () => {
+    const first = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 5, dmaster: 1, value: 'first' })));
+    const budget = new MemoryBudget(first.length + 100 * 64);
+    const stage = new MergingStage({ dbId: DB, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), budget });
+    stages.push(stage);
+    stage.add(first, 0);
+    expect(stage.spilled).toBe(false);
+    expect(budget.used).toBe(first.length + 100 * 64);
+    stage.add(buffer([{ key: 'k1', rsn: 6, dmaster: 2, value: 'second' }, { key: 'k2', rsn: 4, dmaster: 2, value: 'stale' }]), 1);
+    expect(stage.spilled).toBe(true);
+    expect(budget.used).toBe(0);
+    const got = contents(stage);
+    expect(got.size).toBe(100);
+    expect([got.get('k1'), got.get('k2'), got.get('k99')]).toEqual(['second', 'first', 'first']);
+    expect(fs.readdirSync(dir).some((f) => f.startsWith('recdb.spill.tdb.'))).toBe(true);
   });
 
-  it.each([
-    ['merging', () => MergingStage.create(dir, 'gone.tdb', highestRsn(0))],
-    ['spool', () => SpoolStage.create(dir, 'gone.tdb')],
-  ])('%s stage leaves nothing behind and rejects a malformed buffer whole', async (_kind, create) => {
-    const stage = create();
+  it('keeps a record that came padded (trimmed to its exact length) in memory', () => {
+    const padded = buffer([{ key: 'a', rsn: 1, dmaster: 1, value: 'x' }, { key: 'b', rsn: 1, dmaster: 1, value: 'y' }]);
+    // Pad the first record by 4 bytes, as a sender may.
+    const first = padded.readUInt32LE(8);
+    const grown = Buffer.concat([padded.subarray(0, 8 + first), Buffer.alloc(4), padded.subarray(8 + first)]);
+    grown.writeUInt32LE(first + 4, 8);
+    const stage = merging();
+    stage.add(grown, 0);
+    expect(contents(stage)).toEqual(new Map([['a', 'x'], ['b', 'y']]));
+    expect([...stage.entries()].map(([r]) => r.readUInt32LE(0))).toEqual([first, padded.length - 8 - first]);
+  });
+
+  it.each(kinds)('%s: leaves nothing behind and rejects a malformed buffer whole', async (_kind, budget) => {
+    const stage = merging(budget, 'gone.tdb');
     const bad = buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }, { key: 'b', rsn: 1, dmaster: 0, value: 'y' }]);
     bad.writeUInt32LE(3, 4);
-    expect(() => stage.add(bad, DB)).toThrow(RecBufferError);
-    expect([...stage.records()]).toEqual([]);
-    stage.add(buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }]), DB);
+    expect(() => stage.add(bad, 0)).toThrow(RecBufferError);
+    expect([...stage.entries()]).toEqual([]);
+    stage.add(buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }]), 0);
     await stage.destroy();
     expect(fs.readdirSync(dir).filter((f) => f.includes('gone'))).toEqual([]);
   });
