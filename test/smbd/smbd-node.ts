@@ -30,6 +30,12 @@ export interface SmbdNodeOptions {
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
+/** Process groups of running smbds: SIGKILLed if the test process exits without stopping them. */
+const runningGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pgid of runningGroups) signalProcess(-pgid, 'SIGKILL');
+});
+
 export class SmbdNode {
   readonly pnn: number;
   readonly address: string;
@@ -65,6 +71,7 @@ export class SmbdNode {
         env: { PATH: process.env.PATH, LANG: 'C' },
       });
       this.pid = smbd.pid;
+      if (smbd.pid !== undefined) runningGroups.add(smbd.pid);
       smbd.unref();
       const exited = new Promise<string>((resolve) => smbd.once('exit', (code, signal) => resolve(`exited with ${code ?? signal}`)));
       const up = await Promise.race([pollUntil(() => canConnect(this.address, SMB_PORT), START_TIMEOUT_MS, 100), exited]);
@@ -88,6 +95,7 @@ export class SmbdNode {
     if (!(await waitForExit(pid, STOP_TIMEOUT_MS))) signalProcess(-pid, 'SIGKILL');
     // Forked children may outlive the parent for a moment; none may survive the test.
     signalProcess(-pid, 'SIGKILL');
+    runningGroups.delete(pid);
     this.pid = undefined;
   }
 
