@@ -60,7 +60,9 @@ interface ToolRun {
 function timedTool(cluster: LocalCluster, args: string[]): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', CTDB_TOOL, ...args], { env: nodeToolEnv(cluster.nodes[0]), stdio: ['ignore', 'ignore', 'pipe'] });
+    // -T: the tool gives up after 120 s by default, less than a 100k ptrans takes on a busy machine.
+    const toolArgs = ['-T', String(PTRANS_TIMEOUT_MS / 1000), ...args];
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', CTDB_TOOL, ...toolArgs], { env: nodeToolEnv(cluster.nodes[0]), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), PTRANS_TIMEOUT_MS);

@@ -163,10 +163,15 @@ interface PendingCommit {
   readonly answer: (reply: CommitReply) => void;
 }
 
-/** The commits in flight on this node: one per database and one per client at a time. */
+/**
+ * The commits in flight on this node: one per database and one per client at a time. Also
+ * counts the updates clients announce with the pre-TRANS3 START/CANCEL_PERSISTENT_UPDATE
+ * controls, which 4.17 still honours: a client leaving with any open forces a recovery.
+ */
 export class Trans3Commits {
   readonly #byDb = new Map<number, PendingCommit>();
   readonly #dbByClient = new Map<number, number>();
+  readonly #announcedUpdates = new Map<number, number>();
 
   constructor(private readonly host: CommitHost) {}
 
@@ -202,8 +207,25 @@ export class Trans3Commits {
     }
   }
 
+  /** START_PERSISTENT_UPDATE. */
+  updateAnnounced(clientId: number): void {
+    this.#announcedUpdates.set(clientId, (this.#announcedUpdates.get(clientId) ?? 0) + 1);
+  }
+
+  /** CANCEL_PERSISTENT_UPDATE. */
+  updateCancelled(clientId: number): void {
+    const open = this.#announcedUpdates.get(clientId) ?? 0;
+    if (open > 1) this.#announcedUpdates.set(clientId, open - 1);
+    else this.#announcedUpdates.delete(clientId);
+  }
+
   /** A client that leaves mid-commit may have left the nodes disagreeing: recovery repairs that. */
   clientGone(clientId: number): void {
+    const announced = this.#announcedUpdates.get(clientId);
+    if (announced !== undefined) {
+      this.#announcedUpdates.delete(clientId);
+      this.host.forceRecovery(`client disconnecting with ${announced} persistent updates in flight`);
+    }
     const dbId = this.#dbByClient.get(clientId);
     if (dbId === undefined) return;
     const commit = this.#byDb.get(dbId);

@@ -216,6 +216,21 @@ describe('TRANS3_COMMIT bookkeeping', () => {
     await flush();
     expect(commits.activeCount).toBe(0);
   });
+
+  it('a client leaving with persistent updates announced (START_PERSISTENT_UPDATE) forces a recovery', () => {
+    const fake = fakeCluster([0]);
+    const commits = new Trans3Commits(fake);
+    commits.updateAnnounced(1);
+    commits.updateCancelled(1);
+    commits.updateCancelled(1);
+    commits.clientGone(1);
+    expect(fake.forced).toEqual([]);
+    commits.updateAnnounced(2);
+    commits.updateAnnounced(2);
+    commits.updateCancelled(2);
+    commits.clientGone(2);
+    expect(fake.forced).toEqual(['client disconnecting with 1 persistent updates in flight']);
+  });
 });
 
 // ---- on a cluster -----------------------------------------------------------------------------
@@ -290,6 +305,10 @@ describe.each(['ours', 'real'] as const)('TRANS3_COMMIT from a raw client on 3 n
   it('is refused during recovery and for an unknown database (-1)', async () => {
     const buffer = commitBuffer(dbId, 0, [{ key: 'gamma', value: 'G', rsn: 1n }]);
     expect((await commit(0, commitBuffer(0x1234567, 0, []))).status).toBe(-1);
+    // The pre-TRANS3 announcements are still accepted from clients.
+    for (const code of [ControlCode.START_PERSISTENT_UPDATE, ControlCode.CANCEL_PERSISTENT_UPDATE]) {
+      expect((await clients[0].control(Pnn.CURRENT_NODE, code, Buffer.alloc(0), { timeoutMs: 10_000 })).status, ControlCode[code]).toBe(0);
+    }
     await clients[2].call(Pnn.CURRENT_NODE, ControlCode.SET_RECMODE, RecMode.ACTIVE);
     expect((await commit(2, buffer)).status).toBe(-1);
     await waitForRecModeNormal(cluster(), clients);

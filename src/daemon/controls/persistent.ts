@@ -7,6 +7,7 @@ import type { CommitReply, SendUpdate } from '../../database/persistent';
 import type { Daemon } from '../daemon';
 import { updateLatency } from '../statistics';
 import type { HandlerTable, Outcome } from './types';
+import { OK } from './types';
 
 /** Longest the local update of a commit waits for the copies to the other nodes to leave. */
 const SEND_DRAIN_MAX_MS = 500;
@@ -101,4 +102,15 @@ export const persistentControls: HandlerTable = {
   },
 
   [ControlCode.UPDATE_RECORD]: (recbuf, { daemon }) => updateHere(daemon, recbuf),
+
+  [ControlCode.START_PERSISTENT_UPDATE]: (_req, { daemon, client }) => {
+    if (client === undefined) return { error: 'start_persistent_update can not be matched to a client' };
+    trans3Commits(daemon).updateAnnounced(client.id);
+    return OK;
+  },
+  [ControlCode.CANCEL_PERSISTENT_UPDATE]: (_req, { daemon, client }) => {
+    if (client === undefined) return { error: 'cancel_persistent_update can not be matched to a client' };
+    trans3Commits(daemon).updateCancelled(client.id);
+    return OK;
+  },
 };
