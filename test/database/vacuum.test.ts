@@ -3,13 +3,20 @@
 // deletion as smbd does it disappear from every node's file; live records stay; records written
 // again while vacuuming runs keep their new value; a process holding the file's locks delays
 // vacuuming without stalling the daemon; a recovery in the middle loses nothing. Then the
-// controls' edges.
-import { beforeEach, describe, expect, it } from 'vitest';
+// controls' edges; and the engine alone against a faked cluster.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/common/logging';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
 import { ControlCode, ControlFlag, LtdbFlag, Pnn, decodeControlReply, encodeControlRequest } from '../../src/protocol';
-import type { LtdbHeader } from '../../src/protocol';
+import type { LtdbHeader, RecBuffer } from '../../src/protocol';
+import type { ClusterDatabase } from '../../src/database/database';
+import { DatabaseRegistry } from '../../src/database/registry';
+import { Vacuuming } from '../../src/database/vacuum';
 import { lmasterOf } from '../../src/database/lmaster';
-import { buildLtdbRecord, storeLtdbRecord } from '../../src/store';
+import { buildLtdbRecord, parseLtdbRecord, storeLtdbRecord } from '../../src/store';
 import { useTestCluster } from '../harness/cluster';
 import { holdAllRecordLock } from './lock-holder';
 import { useNodeViews } from './node-views';
@@ -208,4 +215,132 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
       expect((await c.control(Pnn.CURRENT_NODE, code, data)).status, ControlCode[code]).toBe(-1);
     }
   }, 60_000);
+});
+
+// The engine alone, on a real database file, with the cluster faked: which records each run
+// deletes, sends on or keeps, and how a run gives way to a freeze and to another run.
+describe('vacuuming engine on one node of a faked 3-node cluster', () => {
+  const PNN = 0;
+  const vnnMap = { generation: 7, map: [0, 1, 2] };
+  let dir: string;
+  let registry: DatabaseRegistry;
+  let db: ClusterDatabase;
+  let engine: Vacuuming;
+  let fetched: Map<number, string[]>;
+  let tryDelete: (pnn: number, records: RecBuffer) => Promise<RecBuffer>;
+
+  /** A key whose lmaster is `lmaster`. */
+  function keyOf(name: string, lmaster: number): Buffer {
+    for (let i = 0; ; i++) {
+      const key = Buffer.from(`${name}-${i}`);
+      if (lmasterOf(vnnMap, key) === lmaster) return key;
+    }
+  }
+
+  function put(key: Buffer, header: Partial<LtdbHeader>, data = EMPTY): LtdbHeader {
+    const full = { rsn: 3n, dmaster: PNN, reserved1: 0, flags: 0, ...header };
+    storeLtdbRecord(db.file, key, full, data);
+    return full;
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vacuum-engine-'));
+    registry = new DatabaseRegistry({ pnn: PNN, volatileDir: dir, persistentDir: dir, mutexes: false, hashSize: () => 131 });
+    db = registry.attach('unit.tdb', 0).db;
+    fetched = new Map();
+    tryDelete = async (_pnn, records) => ({ dbId: records.dbId, records: [] });
+    const logger = { error() {}, warning() {}, notice() {}, info() {}, debug() {} } as unknown as Logger;
+    engine = new Vacuuming({
+      pnn: PNN,
+      logger,
+      databases: registry,
+      vnnMap: () => vnnMap,
+      recovering: () => false,
+      shuttingDown: () => false,
+      otherActiveNodes: () => [1, 2],
+      tunables: () => ({ VacuumInterval: 3600, VacuumMaxRunTime: 120, VacuumFastPathCount: 60, RepackLimit: 10000 }),
+      tryDeleteRecords: (pnn, records) => tryDelete(pnn, records),
+      vacuumFetch: async (pnn, records) => void fetched.set(pnn, records.records.map((r) => r.key.toString())),
+      callRecord: (_db, _call, done) => done({ error: 'no migrations in this test' }),
+    });
+  });
+  afterEach(() => {
+    engine.stop();
+    registry.closeAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a fast run deletes, sends on to the lmaster or leaves each queued record as 4.17 does', async () => {
+    const neverMigrated = keyOf('never-migrated', PNN);
+    const otherLmaster = keyOf('other-lmaster', 2);
+    const writtenAgain = keyOf('written-again', PNN);
+    const refilled = keyOf('refilled', PNN);
+    const migratedAway = keyOf('migrated-away', PNN);
+    for (const key of [neverMigrated, otherLmaster, writtenAgain, refilled, migratedAway]) engine.schedule(db, key, put(key, {}));
+    put(writtenAgain, { rsn: 4n });
+    put(refilled, {}, Buffer.from('data'));
+    put(migratedAway, { dmaster: 1 });
+    expect(await engine.vacuumNow(db, false)).toBe(true);
+    expect(db.file.exists(neverMigrated)).toBe(false);
+    expect(fetched).toEqual(new Map([[2, [otherLmaster.toString()]]]));
+    for (const key of [otherLmaster, writtenAgain, refilled, migratedAway]) expect(db.file.exists(key), key.toString()).toBe(true);
+  });
+
+  it('a record migrated with data is deleted only when every other node deleted its copy', async () => {
+    const agreed = keyOf('agreed', PNN);
+    const refused = keyOf('refused', PNN);
+    for (const key of [agreed, refused]) engine.schedule(db, key, put(key, { flags: LtdbFlag.MIGRATED_WITH_DATA }));
+    const asked: number[] = [];
+    tryDelete = async (pnn, request) => {
+      asked.push(pnn);
+      expect(request.records.map((r) => parseLtdbRecord(r.data).header.rsn)).toEqual([3n, 3n]);
+      return { dbId: request.dbId, records: pnn === 2 ? request.records.filter((r) => r.key.equals(refused)) : [] };
+    };
+    expect(await engine.vacuumNow(db, false)).toBe(true);
+    expect(asked).toEqual([1, 2]);
+    expect(db.file.exists(agreed)).toBe(false);
+    expect(db.file.exists(refused)).toBe(true);
+  });
+
+  it('a full run finds empty records nobody scheduled; nothing is deleted while a node does not answer', async () => {
+    const unscheduled = keyOf('unscheduled', PNN);
+    const withData = keyOf('with-data', PNN);
+    put(unscheduled, { flags: LtdbFlag.MIGRATED_WITH_DATA });
+    put(withData, {}, Buffer.from('live'));
+    tryDelete = async () => {
+      throw new Error('node 1 is not answering');
+    };
+    expect(await engine.vacuumNow(db, true)).toBe(true);
+    expect(db.file.exists(unscheduled)).toBe(true);
+    // It stayed queued: the next (fast) run deletes it once the nodes answer.
+    tryDelete = async (_pnn, records) => ({ dbId: records.dbId, records: [] });
+    expect(await engine.vacuumNow(db, false)).toBe(true);
+    expect(db.file.exists(unscheduled)).toBe(false);
+    expect(db.file.exists(withData)).toBe(true);
+  });
+
+  it('a run gives way to a freeze, another run has to wait, and the record is deleted after the thaw', async () => {
+    const key = keyOf('frozen', PNN);
+    engine.schedule(db, key, put(key, { flags: LtdbFlag.MIGRATED_WITH_DATA }));
+    let release!: () => void;
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    tryDelete = async (_pnn, records) => {
+      await answered;
+      return { dbId: records.dbId, records: [] };
+    };
+    const run = engine.vacuumNow(db, false);
+    expect(() => engine.vacuumNow(db, false)).toThrow(/in progress/);
+    await db.freeze();
+    release();
+    expect(await run).toBe(false);
+    expect(db.file.exists(key)).toBe(true);
+    expect(() => engine.vacuumNow(db, false)).toThrow(/frozen/);
+    db.thaw();
+    expect(await engine.vacuumNow(db, false)).toBe(true);
+    expect(db.file.exists(key)).toBe(false);
+  });
+
+  it('TRY_DELETE_RECORDS with a record too short for a header fails as a whole', async () => {
+    await expect(engine.tryDelete(db, [{ reqid: 0, key: Buffer.from('k'), data: Buffer.alloc(4) }])).rejects.toThrow(/bad ltdb record/);
+  });
 });
