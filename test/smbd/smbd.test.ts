@@ -49,6 +49,9 @@ async function smbtorture(cluster: SmbCluster, suite: string): Promise<ToolRun> 
   return cluster.client('smbtorture', [cluster.node(0).unc, `--unclist=${unclist}`, '--target=samba3', '--option=clustering=yes', suite], { timeoutMs: 150_000 });
 }
 
+/** How ours and Debian's ctdbd log a control they do not implement. */
+const UNIMPLEMENTED_CONTROL = /is not implemented|Unknown CTDB control opcode/;
+
 interface TortureSuite {
   suite: string;
   /** `outcome: subtest` of every subtest that does not succeed against plain (unclustered) Samba too. */
@@ -178,4 +181,11 @@ describe.each(['real', 'ours'] as const)('two clustered smbd over %s ctdbd', (im
     expect(finished.length, `every announced subtest finished\n${describeRun(run)}`).toBe(announced);
     expect(finished.filter((outcome) => !outcome.startsWith('success: ')), describeRun(run)).toEqual(expectedNonSuccess);
   }, 180_000);
+
+  it('no ctdb daemon met a control it does not implement', () => {
+    for (const node of cluster().ctdb.nodes) {
+      const log = fs.readFileSync(node.paths.log, 'utf8');
+      expect(log.split('\n').filter((line) => UNIMPLEMENTED_CONTROL.test(line)), `node ${node.pnn}`).toEqual([]);
+    }
+  });
 });
