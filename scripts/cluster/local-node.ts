@@ -85,7 +85,7 @@ export class LocalNode {
         launcher.once('exit', (exitCode, signal) => resolve(exitCode ?? signal ?? 'unknown'));
       });
       if (code !== 0) throw new Error(`${this.binary} for node ${this.pnn} exited with ${code} while starting`);
-      const up = await pollUntil(async () => this.#readLivePid() !== undefined && (await canConnect(this.socket)), timeoutMs);
+      const up = await pollUntil(async () => this.#readLivePid() !== undefined && (await canConnect({ path: this.socket })), timeoutMs);
       if (!up) throw new Error(`node ${this.pnn} (${this.binary}) did not come up within ${timeoutMs} ms: no live pid in ${this.paths.pidFile} or no listener on ${this.socket}`);
       this.pid = this.#readLivePid();
       if (this.pid !== undefined) this.#groups.push(this.pid);
@@ -153,9 +153,10 @@ export class LocalNode {
   }
 }
 
-function canConnect(socketPath: string): Promise<boolean> {
+/** Whether something accepts connections there (a unix socket path, or a TCP host and port). */
+export function canConnect(target: net.NetConnectOpts): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
+    const socket = net.connect(target);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -164,7 +165,8 @@ function canConnect(socketPath: string): Promise<boolean> {
   });
 }
 
-function tailOf(file: string, lines: number): string {
+/** The last lines of a log file, or "(missing)". */
+export function tailOf(file: string, lines: number): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
   } catch {

@@ -3,8 +3,8 @@
 // foreground in a process group of its own, so stopping it takes its forked children too.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { canConnect, tailOf } from '../../scripts/cluster/local-node';
 import { isAlive, pollUntil, signalProcess, waitForExit } from '../../scripts/cluster/processes';
 import { runTool, runToolOk, RunningTool } from './samba-tools';
 import type { RunOptions, ToolRun } from './samba-tools';
@@ -74,7 +74,7 @@ export class SmbdNode {
       if (smbd.pid !== undefined) runningGroups.add(smbd.pid);
       smbd.unref();
       const exited = new Promise<string>((resolve) => smbd.once('exit', (code, signal) => resolve(`exited with ${code ?? signal}`)));
-      const up = await Promise.race([pollUntil(() => canConnect(this.address, SMB_PORT), START_TIMEOUT_MS, 100), exited]);
+      const up = await Promise.race([pollUntil(() => canConnect({ host: this.address, port: SMB_PORT }), START_TIMEOUT_MS, 100), exited]);
       if (up !== true) {
         const why = up === false ? `no listener on ${this.address}:${SMB_PORT} after ${START_TIMEOUT_MS} ms` : up;
         throw new Error(`smbd of node ${this.pnn} ${why}\n${this.logTail()}`);
@@ -162,23 +162,4 @@ function smbConf(options: SmbdNodeOptions, logFile: string): string {
 \tpath = ${options.exportDir}
 \tread only = no
 `;
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function tailOf(file: string, lines: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
-  } catch {
-    return '(missing)';
-  }
 }
