@@ -111,6 +111,14 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
     }
   }, 120_000);
 
+  it('ctdb writekey then deletekey: the record is vacuumed away from every node', async () => {
+    const key = Buffer.from('tool-key');
+    expect((await cluster().ctdb(1, ['writekey', 'vacuum.tdb', 'tool-key', 'tool value'])).code).toBe(0);
+    expect((await cluster().ctdb(2, ['readkey', 'vacuum.tdb', 'tool-key'])).stdout).toBe('Data: size:10 ptr:[tool value]\n');
+    expect((await cluster().ctdb(0, ['deletekey', 'vacuum.tdb', 'tool-key'])).code).toBe(0);
+    await until('the deleted key gone everywhere', () => present(views, [key]).length === 0);
+  }, 60_000);
+
   it('a record emptied without SCHEDULE_FOR_DELETION is found by the full scan', async () => {
     const key = Buffer.from('unscheduled');
     await write(views[1], dbId, key, 'value');
