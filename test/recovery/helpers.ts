@@ -82,11 +82,11 @@ export async function localRecords(cluster: TestCluster, pnn: number, db: string
   return records;
 }
 
-/** Recovery mode of every running node, read with the tool. */
-export async function recoveryModes(cluster: TestCluster): Promise<number[]> {
+/** Recovery mode of every running node (or of `nodes`). */
+export async function recoveryModes(cluster: TestCluster, nodes = runningNodes(cluster)): Promise<number[]> {
   const client = await CtdbClient.connect(cluster.node(0).socket);
   try {
-    return await Promise.all(runningNodes(cluster).map(async (pnn) => (await client.control(pnn, ControlCode.GET_RECMODE, Buffer.alloc(0), { timeoutMs: 5000 })).status));
+    return await Promise.all(nodes.map(async (pnn) => (await client.control(pnn, ControlCode.GET_RECMODE, Buffer.alloc(0), { timeoutMs: 5000 })).status));
   } finally {
     client.close();
   }
@@ -96,7 +96,7 @@ export function runningNodes(cluster: TestCluster): number[] {
   return cluster.nodes.filter((n) => n.pid !== undefined && isAlive(n.pid)).map((n) => n.pnn);
 }
 
-export async function waitForNormal(cluster: TestCluster, timeoutMs = 60_000): Promise<void> {
-  await cluster.waitFor(async () => (await recoveryModes(cluster)).every((m) => m === RecMode.NORMAL), timeoutMs, 'recovery mode NORMAL on all nodes');
+export async function waitForNormal(cluster: TestCluster, timeoutMs = 60_000, nodes?: number[]): Promise<void> {
+  await cluster.waitFor(async () => (await recoveryModes(cluster, nodes)).every((m) => m === RecMode.NORMAL), timeoutMs, 'recovery mode NORMAL on all nodes');
 }
 
