@@ -19,7 +19,8 @@
 // milliseconds. No lock is ever waited for: chains are taken non-blocking (a busy record waits
 // for the next run), and the full scan and the free-list count run under the all-record lock
 // taken without waiting (smbd may wait for the walk, the daemon never waits for smbd, who may be
-// waiting for the daemon). A run is abandoned as soon as a recovery starts, the database freezes
+// waiting for the daemon). Only the repack (libtdb-style, in a transaction) takes waiting locks:
+// it starts right after that lock was had, so it finds the file free. A run is abandoned as soon as a recovery starts, the database freezes
 // or goes away, or VacuumMaxRunTime passes; as in ctdbd, only one run is active at a time.
 import type { Logger } from '../common/logging';
 import { CallFlag, CallId, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
