@@ -1,6 +1,9 @@
-// N-API binding of the tdb store (native module `tdb`). Hot paths return an int status
-// (negative TDB error) and write into caller-supplied buffers; src/store/ turns statuses
-// into Errors, once, using lastError().
+// N-API binding of the tdb store (native module `tdb`). open() returns a plain object whose
+// methods are bound to that one open file through their N-API function data, so a call has no
+// handle argument to look up and type-check. The hot methods (fetchInto, exists, store, delete)
+// use the C N-API directly: node-addon-api's checked wrappers cost about twice as much per call,
+// which is as much as a whole fetch. Status-returning methods give a count/length >= 0, or minus
+// a TDB error; src/store/ turns those into Errors, once, using lastError().
 #include <fcntl.h>
 
 #include <memory>
@@ -14,31 +17,102 @@
 namespace ctdb::tdb {
 namespace {
 
+// Shared by the methods of one open file; freed when the last of them is garbage collected.
 struct Handle {
   std::unique_ptr<Store> store;
   std::string scratch;  // value of the last fetch that did not fit the caller's buffer
+  int bound_methods = 0;
 };
 
-constexpr napi_type_tag kHandleTag = {0x7d1c2a3b4e5f6071ULL, 0x8293a4b5c6d7e8f9ULL};
+napi_value Throw(napi_env env, bool type_error, const std::string& message) {
+  if (type_error) napi_throw_type_error(env, nullptr, message.c_str());
+  else napi_throw_error(env, nullptr, message.c_str());
+  return nullptr;
+}
 
-Handle* GetHandle(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    Napi::TypeError::New(env, "expected a tdb handle").ThrowAsJavaScriptException();
-    return nullptr;
+// --- hot methods (C N-API)
+
+// The open file a hot method is bound to, and its first N arguments (missing ones undefined).
+// nullptr, with a JS exception pending, if the file is closed.
+template <size_t N>
+Store* HotArgs(napi_env env, napi_callback_info cbinfo, napi_value (&argv)[N], Handle** handle = nullptr) {
+  size_t argc = N;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto* h = static_cast<Handle*>(data);
+  if (!h->store) return Throw(env, false, "tdb handle is closed"), nullptr;
+  if (handle != nullptr) *handle = h;
+  return h->store.get();
+}
+
+bool HotSpan(napi_env env, napi_value value, const char* what, Span* out) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_get_buffer_info(env, value, &data, &length) != napi_ok) {
+    Throw(env, true, std::string(what) + " must be a Buffer");
+    return false;
   }
-  bool tagged = false;
-  napi_check_object_type_tag(env, info[0], &kHandleTag, &tagged);
-  if (!tagged) {
-    Napi::TypeError::New(env, "expected a tdb handle").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  auto* h = info[0].As<Napi::External<Handle>>().Data();
-  if (!h->store) {
-    Napi::Error::New(env, "tdb handle is closed").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return h;
+  *out = Span{static_cast<const uint8_t*>(data), length};
+  return true;
+}
+
+napi_value HotNumber(napi_env env, double value) {
+  napi_value result = nullptr;
+  napi_create_double(env, value, &result);
+  return result;
+}
+
+napi_value HotStatus(napi_env env, Status s) { return HotNumber(env, -static_cast<int>(s)); }
+
+// fetchInto(key, out, offset): >= 0 is the value length (copied to out[offset..] if it fits,
+// else kept for copyScratch); < 0 is -status.
+napi_value FetchInto(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[3];
+  Handle* h = nullptr;
+  Store* store = HotArgs(env, cbinfo, argv, &h);
+  Span key, out;
+  double offset = 0;
+  if (store == nullptr || !HotSpan(env, argv[0], "key", &key) || !HotSpan(env, argv[1], "fetch buffer", &out)) return nullptr;
+  if (napi_get_value_double(env, argv[2], &offset) != napi_ok || !(offset >= 0 && offset <= static_cast<double>(out.size)))
+    return Throw(env, false, "fetch offset outside the buffer");
+  Status s = store->Fetch(key, &h->scratch);
+  if (s != Status::kOk) return HotStatus(env, s);
+  const size_t at = static_cast<size_t>(offset);
+  if (h->scratch.size() <= out.size - at) std::memcpy(const_cast<uint8_t*>(out.data) + at, h->scratch.data(), h->scratch.size());
+  return HotNumber(env, static_cast<double>(h->scratch.size()));
+}
+
+template <Status (Store::*Op)(Span)>
+napi_value KeyOp(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[1];
+  Store* store = HotArgs(env, cbinfo, argv);
+  Span key;
+  if (store == nullptr || !HotSpan(env, argv[0], "key", &key)) return nullptr;
+  return HotStatus(env, (store->*Op)(key));
+}
+
+// store(key, data, mode)
+napi_value Put(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[3];
+  Store* store = HotArgs(env, cbinfo, argv);
+  Span key, data;
+  uint32_t mode = 0;
+  if (store == nullptr || !HotSpan(env, argv[0], "key", &key) || !HotSpan(env, argv[1], "data", &data)) return nullptr;
+  if (napi_get_value_uint32(env, argv[2], &mode) != napi_ok || mode > 2)
+    return Throw(env, false, "store mode must be 0 (replace), 1 (insert) or 2 (modify)");
+  return HotStatus(env, store->Put(key, data, static_cast<StoreMode>(mode)));
+}
+
+// --- the other methods (node-addon-api)
+
+using Method = Napi::Value (*)(const Napi::CallbackInfo& info, Handle& h);
+
+template <Method M>
+napi_value Bound(napi_env env, napi_callback_info cbinfo) {
+  Napi::CallbackInfo info(env, cbinfo);
+  auto* h = static_cast<Handle*>(info.Data());
+  if (!h->store) return Throw(env, false, "tdb handle is closed");
+  return M(info, *h);
 }
 
 bool GetSpan(const Napi::CallbackInfo& info, size_t i, Span* out) {
@@ -53,122 +127,54 @@ bool GetSpan(const Napi::CallbackInfo& info, size_t i, Span* out) {
 
 Napi::Value StatusValue(Napi::Env env, Status s) { return Napi::Number::New(env, -static_cast<int>(s)); }
 
-Napi::Value Open(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
-      !info[4].IsNumber()) {
-    Napi::TypeError::New(env, "open(path, hashSize, tdbFlags, openFlags, mode)").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  OpenOptions options;
-  options.hash_size = info[1].As<Napi::Number>().Uint32Value();
-  options.tdb_flags = info[2].As<Napi::Number>().Uint32Value();
-  options.open_flags = info[3].As<Napi::Number>().Int32Value();
-  options.mode = info[4].As<Napi::Number>().Uint32Value();
-  std::string error;
-  int err = 0;
-  Status status = Status::kOk;
-  auto store = Store::Open(info[0].As<Napi::String>().Utf8Value(), options, &error, &err, &status);
-  if (!store) {
-    Napi::Error e = ErrnoError(env, err, error);
-    e.Set("tdbStatus", Napi::Number::New(env, static_cast<int>(status)));
-    e.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  auto* handle = new Handle{std::move(store), {}};
-  auto ext = Napi::External<Handle>::New(env, handle, [](Napi::Env, Handle* h) { delete h; });
-  napi_type_tag_object(env, ext, &kHandleTag);
-  return ext;
+bool Flag(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean().Value(); }
+
+napi_value Close(napi_env env, napi_callback_info cbinfo) {
+  void* data = nullptr;
+  size_t argc = 0;
+  napi_get_cb_info(env, cbinfo, &argc, nullptr, nullptr, &data);
+  static_cast<Handle*>(data)->store.reset();
+  return nullptr;
 }
 
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  if (Handle* h = GetHandle(info)) h->store.reset();
-  return info.Env().Undefined();
-}
-
-// fetchInto(h, key, out, offset): >= 0 is the value length (copied to out[offset..] if it
-// fits, else kept for copyScratch); < 0 is -status.
-Napi::Value FetchInto(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  Span key, out;
-  if (h == nullptr || !GetSpan(info, 1, &key) || !GetSpan(info, 2, &out)) return info.Env().Undefined();
-  const double offset = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 0;
-  if (!(offset >= 0 && offset <= static_cast<double>(out.size))) {
-    Napi::RangeError::New(info.Env(), "fetch offset outside the buffer").ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
-  Status s = h->store->Fetch(key, &h->scratch);
-  if (s != Status::kOk) return StatusValue(info.Env(), s);
-  const size_t at = static_cast<size_t>(offset);
-  if (h->scratch.size() <= out.size - at) std::memcpy(const_cast<uint8_t*>(out.data) + at, h->scratch.data(), h->scratch.size());
-  return Napi::Number::New(info.Env(), static_cast<double>(h->scratch.size()));
-}
-
-Napi::Value CopyScratch(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(h->scratch.data()), h->scratch.size());
+Napi::Value CopyScratch(const Napi::CallbackInfo& info, Handle& h) {
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(h.scratch.data()), h.scratch.size());
 }
 
 template <Status (Store::*Op)(Span)>
-Napi::Value KeyOp(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
+Napi::Value KeyMethod(const Napi::CallbackInfo& info, Handle& h) {
   Span key;
-  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
-  return StatusValue(info.Env(), (h->store.get()->*Op)(key));
+  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), (h.store.get()->*Op)(key));
 }
 
-Napi::Value Put(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  Span key, data;
-  if (h == nullptr || !GetSpan(info, 1, &key) || !GetSpan(info, 2, &data)) return info.Env().Undefined();
-  const uint32_t mode = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
-  if (mode > 2) {
-    Napi::RangeError::New(info.Env(), "store mode must be 0 (replace), 1 (insert) or 2 (modify)").ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
-  return StatusValue(info.Env(), h->store->Put(key, data, static_cast<StoreMode>(mode)));
-}
-
-bool Flag(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean().Value(); }
-
-Napi::Value ChainLock(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
+Napi::Value ChainLock(const Napi::CallbackInfo& info, Handle& h) {
   Span key;
-  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
-  return StatusValue(info.Env(), h->store->ChainLock(key, Flag(info, 2), Flag(info, 3)));
+  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), h.store->ChainLock(key, Flag(info, 1), Flag(info, 2)));
 }
 
-Napi::Value ChainUnlock(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
+Napi::Value ChainUnlock(const Napi::CallbackInfo& info, Handle& h) {
   Span key;
-  if (h == nullptr || !GetSpan(info, 1, &key)) return info.Env().Undefined();
-  return StatusValue(info.Env(), h->store->ChainUnlock(key, Flag(info, 2)));
+  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
+  return StatusValue(info.Env(), h.store->ChainUnlock(key, Flag(info, 1)));
 }
 
-Napi::Value LockAll(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return StatusValue(info.Env(), h->store->LockAll(Flag(info, 1), Flag(info, 2)));
+Napi::Value LockAll(const Napi::CallbackInfo& info, Handle& h) {
+  return StatusValue(info.Env(), h.store->LockAll(Flag(info, 0), Flag(info, 1)));
 }
 
-Napi::Value UnlockAll(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return StatusValue(info.Env(), h->store->UnlockAll(Flag(info, 1)));
+Napi::Value UnlockAll(const Napi::CallbackInfo& info, Handle& h) {
+  return StatusValue(info.Env(), h.store->UnlockAll(Flag(info, 0)));
 }
 
-Napi::Value TransactionStart(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return StatusValue(info.Env(), h->store->TransactionStart(Flag(info, 1)));
+Napi::Value TransactionStart(const Napi::CallbackInfo& info, Handle& h) {
+  return StatusValue(info.Env(), h.store->TransactionStart(Flag(info, 0)));
 }
 
 template <Status (Store::*Op)()>
-Napi::Value PlainOp(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return StatusValue(info.Env(), (h->store.get()->*Op)());
+Napi::Value PlainOp(const Napi::CallbackInfo& info, Handle& h) {
+  return StatusValue(info.Env(), (h.store.get()->*Op)());
 }
 
 // Whether a traverse callback's result asks to go on (anything but `false`).
@@ -192,16 +198,14 @@ Napi::Value TraverseResult(Napi::Env env, Status s, uint64_t count) {
   return Napi::Number::New(env, static_cast<double>(count));
 }
 
-// traverse(h, write, fn(key, data) => boolean | void): count >= 0, or -status.
-Napi::Value Traverse(const Napi::CallbackInfo& info) {
+// traverse(write, fn(key, data) => boolean | void): count >= 0, or -status.
+Napi::Value Traverse(const Napi::CallbackInfo& info, Handle& h) {
   Napi::Env env = info.Env();
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return env.Undefined();
-  std::optional<Napi::Function> callback = GetCallback(info, 2);
+  std::optional<Napi::Function> callback = GetCallback(info, 1);
   if (!callback) return env.Undefined();
   Napi::Function fn = *callback;
   uint64_t count = 0;
-  Status s = h->store->Traverse(Flag(info, 1), [&](Span key, Span data) {
+  Status s = h.store->Traverse(Flag(info, 0), [&](Span key, Span data) {
     Napi::HandleScope scope(env);
     return GoOn(env, fn.Call({Napi::Buffer<uint8_t>::Copy(env, key.data, key.size),
                               Napi::Buffer<uint8_t>::Copy(env, data.data, data.size)}));
@@ -209,15 +213,13 @@ Napi::Value Traverse(const Napi::CallbackInfo& info) {
   return TraverseResult(env, s, count);
 }
 
-// traverseReadBatched(h, fn(batch) => boolean | void): a read traverse (Store::TraverseChains)
+// traverseReadBatched(fn(batch) => boolean | void): a read traverse (Store::TraverseChains)
 // that hands records to JS in batches of [u32 key length][u32 data length][key][data]..., one
 // call per ~256 KiB instead of one per record. Returns the records copied, or -status.
-Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
+Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
   constexpr size_t kBatchBytes = 256 * 1024;
   Napi::Env env = info.Env();
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return env.Undefined();
-  std::optional<Napi::Function> callback = GetCallback(info, 1);
+  std::optional<Napi::Function> callback = GetCallback(info, 0);
   if (!callback) return env.Undefined();
   Napi::Function fn = *callback;
   std::string batch;
@@ -229,7 +231,7 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
   };
   uint64_t count = 0;
   bool stopped = false;
-  Status s = h->store->TraverseChains([&](Span key, Span data) {
+  Status s = h.store->TraverseChains([&](Span key, Span data) {
     const uint32_t lens[2] = {static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
     batch.append(reinterpret_cast<const char*>(lens), sizeof(lens));
     batch.append(reinterpret_cast<const char*>(key.data), key.size);
@@ -242,28 +244,21 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info) {
   return TraverseResult(env, s, count);
 }
 
-Napi::Value Seqnum(const Napi::CallbackInfo& info) {
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return info.Env().Undefined();
-  return Napi::Number::New(info.Env(), h->store->Seqnum());
-}
+Napi::Value Seqnum(const Napi::CallbackInfo& info, Handle& h) { return Napi::Number::New(info.Env(), h.store->Seqnum()); }
 
-Napi::Value EnableSeqnum(const Napi::CallbackInfo& info) {
-  if (Handle* h = GetHandle(info)) h->store->EnableSeqnum();
+Napi::Value EnableSeqnum(const Napi::CallbackInfo& info, Handle& h) {
+  h.store->EnableSeqnum();
   return info.Env().Undefined();
 }
 
-Napi::Value IncrementSeqnum(const Napi::CallbackInfo& info) {
-  if (Handle* h = GetHandle(info)) h->store->IncrementSeqnum();
+Napi::Value IncrementSeqnum(const Napi::CallbackInfo& info, Handle& h) {
+  h.store->IncrementSeqnum();
   return info.Env().Undefined();
 }
 
-Napi::Value Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return env.Undefined();
-  Store* s = h->store.get();
-  Napi::Object o = Napi::Object::New(env);
+Napi::Value Info(const Napi::CallbackInfo& info, Handle& h) {
+  Store* s = h.store.get();
+  Napi::Object o = Napi::Object::New(info.Env());
   o.Set("path", s->path());
   o.Set("hashSize", s->hash_size());
   o.Set("tdbFlags", s->tdb_flags());
@@ -274,30 +269,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value LastError(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return env.Undefined();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("message", h->store->LastError());
-  o.Set("errno", h->store->LastErrno());
+Napi::Value LastError(const Napi::CallbackInfo& info, Handle& h) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("message", h.store->LastError());
+  o.Set("errno", h.store->LastErrno());
   return o;
 }
 
-Napi::Value HashKeyFn(const Napi::CallbackInfo& info) {
-  Span key;
-  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
-  const HashKind kind = Flag(info, 1) ? HashKind::kJenkins : HashKind::kOld;
-  return Napi::Number::New(info.Env(), HashKey(kind, key.data, key.size));
-}
-
-Napi::Value Check(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Handle* h = GetHandle(info);
-  if (h == nullptr) return env.Undefined();
+Napi::Value Check(const Napi::CallbackInfo& info, Handle& h) {
   CheckReport report;
-  CheckStore(*h->store, &report);
-  Napi::Object o = Napi::Object::New(env);
+  CheckStore(*h.store, &report);
+  Napi::Object o = Napi::Object::New(info.Env());
   o.Set("ok", report.ok);
   o.Set("problem", report.problem);
   o.Set("records", static_cast<double>(report.records));
@@ -307,35 +289,95 @@ Napi::Value Check(const Napi::CallbackInfo& info) {
   return o;
 }
 
+struct MethodEntry {
+  const char* name;
+  napi_callback callback;
+};
+
+constexpr MethodEntry kMethods[] = {
+    {"close", Close},
+    {"fetchInto", FetchInto},
+    {"copyScratch", Bound<CopyScratch>},
+    {"exists", KeyOp<&Store::Exists>},
+    {"delete", KeyOp<&Store::Delete>},
+    {"store", Put},
+    {"chainLock", Bound<ChainLock>},
+    {"chainUnlock", Bound<ChainUnlock>},
+    {"chainLockMark", Bound<KeyMethod<&Store::ChainLockMark>>},
+    {"chainUnlockMark", Bound<KeyMethod<&Store::ChainUnlockMark>>},
+    {"lockAll", Bound<LockAll>},
+    {"unlockAll", Bound<UnlockAll>},
+    {"transactionStart", Bound<TransactionStart>},
+    {"transactionPrepareCommit", Bound<PlainOp<&Store::TransactionPrepareCommit>>},
+    {"transactionCommit", Bound<PlainOp<&Store::TransactionCommit>>},
+    {"transactionCancel", Bound<PlainOp<&Store::TransactionCancel>>},
+    {"repack", Bound<PlainOp<&Store::Repack>>},
+    {"wipe", Bound<PlainOp<&Store::Wipe>>},
+    {"traverse", Bound<Traverse>},
+    {"traverseReadBatched", Bound<TraverseReadBatched>},
+    {"seqnum", Bound<Seqnum>},
+    {"enableSeqnum", Bound<EnableSeqnum>},
+    {"incrementSeqnum", Bound<IncrementSeqnum>},
+    {"info", Bound<Info>},
+    {"lastError", Bound<LastError>},
+    {"check", Bound<Check>},
+};
+
+void ReleaseMethod(napi_env, void* data, void*) {
+  auto* h = static_cast<Handle*>(data);
+  if (--h->bound_methods == 0) delete h;
+}
+
+// open(path, hashSize, tdbFlags, openFlags, mode): the bound methods of the open file.
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "open(path, hashSize, tdbFlags, openFlags, mode)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  OpenOptions options;
+  options.hash_size = info[1].As<Napi::Number>().Uint32Value();
+  options.tdb_flags = info[2].As<Napi::Number>().Uint32Value();
+  options.open_flags = info[3].As<Napi::Number>().Int32Value();
+  options.mode = info[4].As<Napi::Number>().Uint32Value();
+  std::string error;
+  int err = 0;
+  Status status = Status::kOk;
+  auto store = Store::Open(info[0].As<Napi::String>().Utf8Value(), options, &error, &err, &status);
+  if (!store) {
+    Napi::Error e = ErrnoError(env, err, error);
+    e.Set("tdbStatus", Napi::Number::New(env, static_cast<int>(status)));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* handle = new Handle{std::move(store), {}, 0};
+  Napi::Object methods = Napi::Object::New(env);
+  for (const MethodEntry& m : kMethods) {
+    napi_value fn = nullptr;
+    if (napi_create_function(env, m.name, NAPI_AUTO_LENGTH, m.callback, handle, &fn) != napi_ok ||
+        napi_add_finalizer(env, fn, handle, ReleaseMethod, nullptr, nullptr) != napi_ok) {
+      handle->store.reset();
+      if (handle->bound_methods == 0) delete handle;
+      Napi::Error::New(env, "cannot create the tdb methods").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    handle->bound_methods++;
+    methods.Set(m.name, Napi::Value(env, fn));
+  }
+  return methods;
+}
+
+Napi::Value HashKeyFn(const Napi::CallbackInfo& info) {
+  Span key;
+  if (!GetSpan(info, 0, &key)) return info.Env().Undefined();
+  const HashKind kind = Flag(info, 1) ? HashKind::kJenkins : HashKind::kOld;
+  return Napi::Number::New(info.Env(), HashKey(kind, key.data, key.size));
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
-  exports.Set("close", Napi::Function::New(env, Close));
-  exports.Set("fetchInto", Napi::Function::New(env, FetchInto));
-  exports.Set("copyScratch", Napi::Function::New(env, CopyScratch));
-  exports.Set("exists", Napi::Function::New(env, KeyOp<&Store::Exists>));
-  exports.Set("chainLockMark", Napi::Function::New(env, KeyOp<&Store::ChainLockMark>));
-  exports.Set("chainUnlockMark", Napi::Function::New(env, KeyOp<&Store::ChainUnlockMark>));
-  exports.Set("delete", Napi::Function::New(env, KeyOp<&Store::Delete>));
-  exports.Set("store", Napi::Function::New(env, Put));
-  exports.Set("chainLock", Napi::Function::New(env, ChainLock));
-  exports.Set("chainUnlock", Napi::Function::New(env, ChainUnlock));
-  exports.Set("lockAll", Napi::Function::New(env, LockAll));
-  exports.Set("unlockAll", Napi::Function::New(env, UnlockAll));
-  exports.Set("transactionStart", Napi::Function::New(env, TransactionStart));
-  exports.Set("transactionPrepareCommit", Napi::Function::New(env, PlainOp<&Store::TransactionPrepareCommit>));
-  exports.Set("transactionCommit", Napi::Function::New(env, PlainOp<&Store::TransactionCommit>));
-  exports.Set("transactionCancel", Napi::Function::New(env, PlainOp<&Store::TransactionCancel>));
-  exports.Set("repack", Napi::Function::New(env, PlainOp<&Store::Repack>));
-  exports.Set("wipe", Napi::Function::New(env, PlainOp<&Store::Wipe>));
-  exports.Set("traverse", Napi::Function::New(env, Traverse));
-  exports.Set("traverseReadBatched", Napi::Function::New(env, TraverseReadBatched));
-  exports.Set("seqnum", Napi::Function::New(env, Seqnum));
-  exports.Set("enableSeqnum", Napi::Function::New(env, EnableSeqnum));
-  exports.Set("incrementSeqnum", Napi::Function::New(env, IncrementSeqnum));
-  exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("lastError", Napi::Function::New(env, LastError));
   exports.Set("hashKey", Napi::Function::New(env, HashKeyFn));
-  exports.Set("check", Napi::Function::New(env, Check));
 }
 
 }  // namespace

@@ -244,13 +244,19 @@ void Store::RecordReadUnlock(uint32_t off) {
 }
 
 // A dead record may be freed only if no traversal (ours or another process's) sits on it.
+// libtdb probes with a write lock and unlocks again; one F_GETLK query answers the same: the
+// caller holds the chain write lock, so no traverser can reach the record meanwhile.
 bool Store::RecordFreeable(uint32_t off) {
   for (uint32_t o : traverse_record_locks_)
     if (o == off) return false;
   if (allrecord_.count) return allrecord_.type == F_WRLCK;
-  if (BrLock(F_WRLCK, off, 1, false) != Status::kOk) return false;
-  BrUnlock(off, 1);
-  return true;
+  if (flags_ & kNoLock) return true;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = off;
+  fl.l_len = 1;
+  return fcntl(fd_, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
 }
 
 bool Store::NeedsRecovery() {

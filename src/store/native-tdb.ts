@@ -2,10 +2,6 @@
 // a count/length >= 0, or minus a TdbStatus; the TdbFile facade turns those into errors.
 import { nativeModule } from '../native';
 
-declare const handleBrand: unique symbol;
-/** Opaque native handle of one open tdb file. */
-export type TdbHandle = { readonly [handleBrand]: true };
-
 export interface NativeCheckReport {
   ok: boolean;
   problem: string;
@@ -25,35 +21,39 @@ export interface NativeTdbInfo {
   inTransaction: boolean;
 }
 
+/** The methods of one open tdb file, bound to it natively (no handle argument to check). */
+export interface NativeTdbHandle {
+  close(): void;
+  fetchInto(key: Buffer, out: Buffer, offset: number): number;
+  copyScratch(): Buffer;
+  exists(key: Buffer): number;
+  delete(key: Buffer): number;
+  store(key: Buffer, data: Buffer, mode: number): number;
+  chainLock(key: Buffer, write: boolean, wait: boolean): number;
+  chainUnlock(key: Buffer, write: boolean): number;
+  chainLockMark(key: Buffer): number;
+  chainUnlockMark(key: Buffer): number;
+  lockAll(write: boolean, wait: boolean): number;
+  unlockAll(write: boolean): number;
+  transactionStart(wait: boolean): number;
+  transactionPrepareCommit(): number;
+  transactionCommit(): number;
+  transactionCancel(): number;
+  repack(): number;
+  wipe(): number;
+  traverse(write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
+  traverseReadBatched(fn: (batch: Buffer) => boolean | void): number;
+  seqnum(): number;
+  enableSeqnum(): void;
+  incrementSeqnum(): void;
+  info(): NativeTdbInfo;
+  lastError(): { message: string; errno: number };
+  check(): NativeCheckReport;
+}
+
 export interface NativeTdb {
-  open(path: string, hashSize: number, tdbFlags: number, openFlags: number, mode: number): TdbHandle;
-  close(h: TdbHandle): void;
-  fetchInto(h: TdbHandle, key: Buffer, out: Buffer, offset: number): number;
-  copyScratch(h: TdbHandle): Buffer;
-  exists(h: TdbHandle, key: Buffer): number;
-  delete(h: TdbHandle, key: Buffer): number;
-  store(h: TdbHandle, key: Buffer, data: Buffer, mode: number): number;
-  chainLock(h: TdbHandle, key: Buffer, write: boolean, wait: boolean): number;
-  chainUnlock(h: TdbHandle, key: Buffer, write: boolean): number;
-  chainLockMark(h: TdbHandle, key: Buffer): number;
-  chainUnlockMark(h: TdbHandle, key: Buffer): number;
-  lockAll(h: TdbHandle, write: boolean, wait: boolean): number;
-  unlockAll(h: TdbHandle, write: boolean): number;
-  transactionStart(h: TdbHandle, wait: boolean): number;
-  transactionPrepareCommit(h: TdbHandle): number;
-  transactionCommit(h: TdbHandle): number;
-  transactionCancel(h: TdbHandle): number;
-  repack(h: TdbHandle): number;
-  wipe(h: TdbHandle): number;
-  traverse(h: TdbHandle, write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
-  traverseReadBatched(h: TdbHandle, fn: (batch: Buffer) => boolean | void): number;
-  seqnum(h: TdbHandle): number;
-  enableSeqnum(h: TdbHandle): void;
-  incrementSeqnum(h: TdbHandle): void;
-  info(h: TdbHandle): NativeTdbInfo;
-  lastError(h: TdbHandle): { message: string; errno: number };
+  open(path: string, hashSize: number, tdbFlags: number, openFlags: number, mode: number): NativeTdbHandle;
   hashKey(key: Buffer, jenkins: boolean): number;
-  check(h: TdbHandle): NativeCheckReport;
 }
 
 export const nativeTdb = nativeModule<NativeTdb>('tdb');

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { StoreMode, TdbFlag, TdbStatus, TDB_DEFAULT_HASH_SIZE } from './constants';
 import { TdbError } from './errors';
-import { nativeTdb, type NativeCheckReport, type NativeTdbInfo, type TdbHandle } from './native-tdb';
+import { nativeTdb, type NativeCheckReport, type NativeTdbHandle, type NativeTdbInfo } from './native-tdb';
 
 export type TdbKey = Buffer | string;
 
@@ -39,13 +39,13 @@ function toKey(key: TdbKey): Buffer {
 }
 
 export class TdbFile {
-  #handle: TdbHandle | undefined;
+  #handle: NativeTdbHandle | undefined;
   // Set while traverseRead callbacks run: they may not write (the last batch is delivered
   // after the native traverse has ended, so the native read-only guard no longer applies).
   #readTraverses = 0;
   readonly path: string;
 
-  private constructor(path: string, handle: TdbHandle) {
+  private constructor(path: string, handle: NativeTdbHandle) {
     this.path = path;
     this.#handle = handle;
   }
@@ -74,19 +74,19 @@ export class TdbFile {
   /** Closes the file; this drops every lock this process holds on it. */
   close(): void {
     if (this.#handle === undefined) return;
-    nativeTdb.close(this.#handle);
+    this.#handle.close();
     this.#handle = undefined;
   }
 
   get info(): TdbInfo {
-    return nativeTdb.info(this.#h());
+    return this.#h().info();
   }
 
   #writable(op: string): void {
     if (this.#readTraverses > 0) throw new TdbError(`${this.path}: ${op}: write inside a read traverse`, TdbStatus.RDONLY, 0);
   }
 
-  #h(): TdbHandle {
+  #h(): NativeTdbHandle {
     if (this.#handle === undefined) throw new TdbError(`${this.path}: database is closed`, TdbStatus.EINVAL, 0);
     return this.#handle;
   }
@@ -94,7 +94,7 @@ export class TdbFile {
   // Turns a native result into a value, throwing for every status but `allowed`.
   #check(op: string, result: number, allowed: number = TdbStatus.OK): number {
     if (result >= 0 || -result === allowed) return result;
-    const detail = nativeTdb.lastError(this.#h());
+    const detail = this.#h().lastError();
     throw new TdbError(`${this.path}: ${op}: ${detail.message}`, -result, detail.errno);
   }
 
@@ -104,9 +104,9 @@ export class TdbFile {
       slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
       slabUsed = 0;
     }
-    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), slab, slabUsed), TdbStatus.NOEXIST);
+    const n = this.#check('fetch', this.#h().fetchInto(toKey(key), slab, slabUsed), TdbStatus.NOEXIST);
     if (n < 0) return undefined;
-    if (n > MAX_SLAB_VALUE) return nativeTdb.copyScratch(this.#h());
+    if (n > MAX_SLAB_VALUE) return this.#h().copyScratch();
     const value = Buffer.from(slab.buffer, slabUsed, n);
     slabUsed += (n + 7) & ~7;
     return value;
@@ -117,25 +117,25 @@ export class TdbFile {
    * A length greater than out.length means nothing was copied: retry with a larger buffer.
    */
   fetchInto(key: TdbKey, out: Buffer): number {
-    const n = this.#check('fetch', nativeTdb.fetchInto(this.#h(), toKey(key), out, 0), TdbStatus.NOEXIST);
+    const n = this.#check('fetch', this.#h().fetchInto(toKey(key), out, 0), TdbStatus.NOEXIST);
     return n < 0 ? -1 : n;
   }
 
   exists(key: TdbKey): boolean {
-    return this.#check('exists', nativeTdb.exists(this.#h(), toKey(key)), TdbStatus.NOEXIST) === 0;
+    return this.#check('exists', this.#h().exists(toKey(key)), TdbStatus.NOEXIST) === 0;
   }
 
   /** Replace (default), insert (fails with TDB_ERR_EXISTS) or modify (fails with TDB_ERR_NOEXIST). */
   store(key: TdbKey, data: Buffer | string, mode: StoreMode = StoreMode.REPLACE): void {
     this.#writable('store');
     const value = typeof data === 'string' ? Buffer.from(data) : data;
-    this.#check('store', nativeTdb.store(this.#h(), toKey(key), value, mode));
+    this.#check('store', this.#h().store(toKey(key), value, mode));
   }
 
   /** Returns false if there was no such record. */
   delete(key: TdbKey): boolean {
     this.#writable('delete');
-    return this.#check('delete', nativeTdb.delete(this.#h(), toKey(key)), TdbStatus.NOEXIST) === 0;
+    return this.#check('delete', this.#h().delete(toKey(key)), TdbStatus.NOEXIST) === 0;
   }
 
   /**
@@ -145,7 +145,7 @@ export class TdbFile {
    * Returns the number of records visited.
    */
   traverse(fn: TraverseCallback, options: { write?: boolean } = {}): number {
-    return this.#check('traverse', nativeTdb.traverse(this.#h(), options.write ?? true, fn));
+    return this.#check('traverse', this.#h().traverse(options.write ?? true, fn));
   }
 
   /**
@@ -157,7 +157,7 @@ export class TdbFile {
     const handle = this.#h();
     this.#readTraverses++;
     try {
-      this.#check('traverse', nativeTdb.traverseReadBatched(handle, (batch) => {
+      this.#check('traverse', handle.traverseReadBatched((batch) => {
         for (let off = 0; off < batch.length; ) {
           const keyLength = batch.readUInt32LE(off);
           const dataLength = batch.readUInt32LE(off + 4);
@@ -176,16 +176,16 @@ export class TdbFile {
 
   /** Blocking write lock on the key's chain (waits for other processes). */
   chainLock(key: TdbKey): void {
-    this.#check('chainlock', nativeTdb.chainLock(this.#h(), toKey(key), true, true));
+    this.#check('chainlock', this.#h().chainLock(toKey(key), true, true));
   }
 
   /** Non-blocking chain write lock: false if another process holds the chain. */
   chainLockNonblock(key: TdbKey): boolean {
-    return this.#check('chainlock', nativeTdb.chainLock(this.#h(), toKey(key), true, false), TdbStatus.NOLOCK) === 0;
+    return this.#check('chainlock', this.#h().chainLock(toKey(key), true, false), TdbStatus.NOLOCK) === 0;
   }
 
   chainUnlock(key: TdbKey): void {
-    this.#check('chainunlock', nativeTdb.chainUnlock(this.#h(), toKey(key), true));
+    this.#check('chainunlock', this.#h().chainUnlock(toKey(key), true));
   }
 
   /**
@@ -194,67 +194,67 @@ export class TdbFile {
    * Undo with chainUnlockMark before the helper releases the lock (libtdb's tdb_chainlock_mark).
    */
   chainLockMark(key: TdbKey): void {
-    this.#check('chainlock_mark', nativeTdb.chainLockMark(this.#h(), toKey(key)));
+    this.#check('chainlock_mark', this.#h().chainLockMark(toKey(key)));
   }
 
   /** Forgets a chainLockMark without unlocking (the helper still holds the lock). */
   chainUnlockMark(key: TdbKey): void {
-    this.#check('chainlock_unmark', nativeTdb.chainUnlockMark(this.#h(), toKey(key)));
+    this.#check('chainlock_unmark', this.#h().chainUnlockMark(toKey(key)));
   }
 
   chainLockRead(key: TdbKey): void {
-    this.#check('chainlock_read', nativeTdb.chainLock(this.#h(), toKey(key), false, true));
+    this.#check('chainlock_read', this.#h().chainLock(toKey(key), false, true));
   }
 
   chainLockReadNonblock(key: TdbKey): boolean {
-    return this.#check('chainlock_read', nativeTdb.chainLock(this.#h(), toKey(key), false, false), TdbStatus.NOLOCK) === 0;
+    return this.#check('chainlock_read', this.#h().chainLock(toKey(key), false, false), TdbStatus.NOLOCK) === 0;
   }
 
   chainUnlockRead(key: TdbKey): void {
-    this.#check('chainunlock_read', nativeTdb.chainUnlock(this.#h(), toKey(key), false));
+    this.#check('chainunlock_read', this.#h().chainUnlock(toKey(key), false));
   }
 
   /** Blocking all-record write lock. */
   lockAll(): void {
-    this.#check('lockall', nativeTdb.lockAll(this.#h(), true, true));
+    this.#check('lockall', this.#h().lockAll(true, true));
   }
 
   lockAllNonblock(): boolean {
-    return this.#check('lockall', nativeTdb.lockAll(this.#h(), true, false), TdbStatus.NOLOCK) === 0;
+    return this.#check('lockall', this.#h().lockAll(true, false), TdbStatus.NOLOCK) === 0;
   }
 
   unlockAll(): void {
-    this.#check('unlockall', nativeTdb.unlockAll(this.#h(), true));
+    this.#check('unlockall', this.#h().unlockAll(true));
   }
 
   lockAllRead(): void {
-    this.#check('lockall_read', nativeTdb.lockAll(this.#h(), false, true));
+    this.#check('lockall_read', this.#h().lockAll(false, true));
   }
 
   unlockAllRead(): void {
-    this.#check('unlockall_read', nativeTdb.unlockAll(this.#h(), false));
+    this.#check('unlockall_read', this.#h().unlockAll(false));
   }
 
   /** Blocking: waits for other transactions and write traverses. */
   transactionStart(): void {
-    this.#check('transaction_start', nativeTdb.transactionStart(this.#h(), true));
+    this.#check('transaction_start', this.#h().transactionStart(true));
   }
 
   /** False if another process holds the transaction lock. */
   transactionStartNonblock(): boolean {
-    return this.#check('transaction_start', nativeTdb.transactionStart(this.#h(), false), TdbStatus.NOLOCK) === 0;
+    return this.#check('transaction_start', this.#h().transactionStart(false), TdbStatus.NOLOCK) === 0;
   }
 
   transactionPrepareCommit(): void {
-    this.#check('transaction_prepare_commit', nativeTdb.transactionPrepareCommit(this.#h()));
+    this.#check('transaction_prepare_commit', this.#h().transactionPrepareCommit());
   }
 
   transactionCommit(): void {
-    this.#check('transaction_commit', nativeTdb.transactionCommit(this.#h()));
+    this.#check('transaction_commit', this.#h().transactionCommit());
   }
 
   transactionCancel(): void {
-    this.#check('transaction_cancel', nativeTdb.transactionCancel(this.#h()));
+    this.#check('transaction_cancel', this.#h().transactionCancel());
   }
 
   /** Runs `fn` inside a transaction: committed if it returns, cancelled if it throws. */
@@ -273,31 +273,31 @@ export class TdbFile {
 
   /** The header's sequence number (bumped on every change by openers using TDB_SEQNUM). */
   get seqnum(): number {
-    return nativeTdb.seqnum(this.#h());
+    return this.#h().seqnum();
   }
 
   enableSeqnum(): void {
-    nativeTdb.enableSeqnum(this.#h());
+    this.#h().enableSeqnum();
   }
 
   /** Bumps the sequence number without a lock, if seqnums are enabled (tdb_increment_seqnum_nonblock). */
   incrementSeqnum(): void {
-    nativeTdb.incrementSeqnum(this.#h());
+    this.#h().incrementSeqnum();
   }
 
   /** Rewrites the file compactly (in a transaction). */
   repack(): void {
-    this.#check('repack', nativeTdb.repack(this.#h()));
+    this.#check('repack', this.#h().repack());
   }
 
   /** Deletes every record. */
   wipe(): void {
-    this.#check('wipe', nativeTdb.wipe(this.#h()));
+    this.#check('wipe', this.#h().wipe());
   }
 
   /** Structural check, like `tdbtool check`. */
   check(): CheckReport {
-    return nativeTdb.check(this.#h());
+    return this.#h().check();
   }
 }
 

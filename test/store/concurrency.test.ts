@@ -129,3 +129,34 @@ describe('read traverse against a libtdb all-record locker', () => {
     }),
   60_000);
 });
+
+describe('deleting the record a libtdb traverser sits on', () => {
+  test.each([
+    { name: 'fcntl', flags: TdbFlag.DEFAULT },
+    { name: 'mutex', flags: MUTEX },
+  ])('$name: it stays dead until the traverser moves on, then the next delete frees it', ({ name, flags }) =>
+    withChildren(async (children) => {
+      const file = path.join(tmp.dir, `sit-${name}.tdb`);
+      const db = TdbFile.open(file, { flags, hashSize: 1 }); // one chain: every delete trims it
+      try {
+        for (const k of ['a', 'b', 'c']) db.store(k, `value ${k}`);
+        const sitter = children.spawn(PYTHON, [ORACLE, 'sitfirst', file, String(flags)]);
+        const done = exitOf(sitter);
+        const first = Buffer.from(await firstLine(sitter), 'hex').toString();
+        expect(db.delete(first)).toBe(true);
+        expect(db.check()).toMatchObject({ ok: true, records: 2, deadRecords: 1 });
+        sitter.kill('SIGUSR1');
+        const result = await done;
+        expect(result.code, result.stderr).toBe(0);
+        // libtdb's nextkey still walks on from the dead record.
+        const next = Buffer.from(result.stdout.trim().split('\n')[1], 'hex').toString();
+        expect(['a', 'b', 'c'].filter((k) => k !== first)).toContain(next);
+        const other = next === 'a' ? 'b' : 'a';
+        expect(db.delete(other === first ? 'c' : other)).toBe(true);
+        expect(db.check()).toMatchObject({ ok: true, records: 1, deadRecords: 0 });
+      } finally {
+        db.close();
+      }
+    }),
+  );
+});
