@@ -72,7 +72,8 @@ function afterTransportWrote(d: Daemon, since: number, bytes: number): Promise<v
       if (d.io.stats().bytesWritten - since >= bytes || performance.now() >= deadline) resolve();
       else setTimeout(poll, SEND_DRAIN_POLL_MS);
     };
-    poll();
+    // First look once the sends of this turn are queued (a small commit is out by then).
+    setImmediate(poll);
   });
 }
 
