@@ -110,6 +110,10 @@ describe('UPDATE_RECORD store rules on a local file', () => {
       await holder.release();
       expect(await update).toEqual({ status: 0 });
       expect(fetchLtdbRecord(db.file, 'x')?.data.toString()).toBe('v');
+      // A record lock of this process (a call in progress) is waited for the same way.
+      db.file.chainLock('x');
+      expect(await updateRecords(ctx(0), db, [rec('y', 1n, 0, 'w')], { timeoutMs: 50, refusal: () => null })).toEqual(timedOut);
+      db.file.chainUnlock('x');
       // A refusal (recovery started meanwhile) ends the wait with -1.
       expect(await updateRecords(ctx(0), db, [], { timeoutMs: 1000, refusal: () => 'recovery' })).toEqual({ status: -1, error: 'recovery' });
     } finally {
