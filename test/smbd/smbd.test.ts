@@ -49,6 +49,9 @@ async function smbtorture(cluster: SmbCluster, tests: readonly string[]): Promis
   return cluster.client('smbtorture', [cluster.node(0).unc, `--unclist=${unclist}`, '--target=samba3', '--option=clustering=yes', ...tests], { timeoutMs: 150_000 });
 }
 
+/** Some databases every clustered smbd attaches, as `ctdb getdbmap` shows them. */
+const SMBD_DATABASES = ['locking.tdb', 'brlock.tdb', 'g_lock.tdb', 'smbXsrv_session_global.tdb', 'passdb.tdb PERSISTENT', 'secrets.tdb PERSISTENT'];
+
 /** How ours and Debian's ctdbd log a control they do not implement. */
 const UNIMPLEMENTED_CONTROL = /is not implemented|Unknown CTDB control opcode/;
 
@@ -189,8 +192,12 @@ describe.each(['real', 'ours'] as const)('two clustered smbd over %s ctdbd', (im
     expect(run.code, describeRun(run)).toBe(expectedNonSuccess.some((outcome) => outcome.startsWith('failure: ')) ? 1 : 0);
   }, 180_000);
 
-  it('no ctdb daemon met a control it does not implement', () => {
+  it("both ctdb daemons hold smbd's databases, and neither met a control it does not implement", async () => {
     for (const node of cluster().ctdb.nodes) {
+      const dbmap = await node.ctdb(['getdbmap']);
+      expect(dbmap.code, dbmap.stderr).toBe(0);
+      const databases = [...dbmap.stdout.matchAll(/name:(\S+).*?( PERSISTENT)?$/gm)].map((m) => `${m[1]}${m[2] ?? ''}`);
+      expect(databases, `node ${node.pnn}`).toEqual(expect.arrayContaining(SMBD_DATABASES));
       const log = fs.readFileSync(node.paths.log, 'utf8');
       expect(log.split('\n').filter((line) => UNIMPLEMENTED_CONTROL.test(line)), `node ${node.pnn}`).toEqual([]);
     }
