@@ -43,12 +43,17 @@ export function fetchRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer
 }
 
 /**
- * Stores a record the way ctdbd's server-side store does. `header` is updated in place (a volatile
+ * Stores a record the way ctdbd's server-side store does (volatile databases). `header` is updated in place (a volatile
  * record this node is dmaster of gets the next rsn), so callers that go on to send it send the
  * stored rsn. An empty record is deleted instead when nothing requires keeping it: it was never
  * migrated with data, this node is neither its lmaster nor its dmaster.
  */
 export function storeRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer, header: LtdbHeader, data: Buffer): void {
+  // Only volatile databases have these rules; other records are stored exactly as given.
+  if (!db.volatile) {
+    db.file.store(key, buildLtdbRecord(header, data));
+    return;
+  }
   const lmaster = lmasterOf(ctx.vnnMap, key);
   let keep = lmaster === undefined || data.length > 0;
   let scheduleDeletion = false;
