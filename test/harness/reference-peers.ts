@@ -26,6 +26,25 @@ function missingPeers(): string[] {
   return PEERS.filter((peer) => !peer.present()).map((peer) => peer.what);
 }
 
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+
+/**
+ * Runs `install` with Debian's policy hook refusing service starts, so the packages do not start
+ * a system smbd on 0.0.0.0:445 or a ctdbd (the tests start their own); an existing hook stays.
+ */
+function withoutServiceStarts(install: () => void): void {
+  if (fs.existsSync(POLICY_RC_D)) {
+    install();
+    return;
+  }
+  fs.writeFileSync(POLICY_RC_D, '#!/bin/sh\n# Written by the test setup while it installs packages.\nexit 101\n', { mode: 0o755 });
+  try {
+    install();
+  } finally {
+    fs.rmSync(POLICY_RC_D, { force: true });
+  }
+}
+
 /** Installs the Debian packages above (ctdb, tdb tools, samba and its test suite) when any reference peer is missing. */
 export function ensureReferencePeers(): void {
   const missing = missingPeers();
@@ -35,7 +54,7 @@ export function ensureReferencePeers(): void {
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], { stdio: 'inherit', env });
+  withoutServiceStarts(() => execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], { stdio: 'inherit', env }));
   const stillMissing = missingPeers();
   if (stillMissing.length > 0) throw new Error(`still missing after apt-get install: ${stillMissing.join(', ')}`);
 }
