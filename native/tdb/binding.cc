@@ -65,7 +65,7 @@ napi_value HotNumber(napi_env env, double value) {
 napi_value HotStatus(napi_env env, Status s) { return HotNumber(env, -static_cast<int>(s)); }
 
 // fetchInto(key, out, offset): >= 0 is the value length (copied to out[offset..] if it fits,
-// else kept for copyScratch); < 0 is -status.
+// else kept for copyScratch); < 0 is -status. One copy, straight from the mapping.
 napi_value FetchInto(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[3];
   Handle* h = nullptr;
@@ -75,11 +75,20 @@ napi_value FetchInto(napi_env env, napi_callback_info cbinfo) {
   if (store == nullptr || !HotSpan(env, argv[0], "key", &key) || !HotSpan(env, argv[1], "fetch buffer", &out)) return nullptr;
   if (napi_get_value_double(env, argv[2], &offset) != napi_ok || !(offset >= 0 && offset <= static_cast<double>(out.size)))
     return Throw(env, false, "fetch offset outside the buffer");
-  Status s = store->Fetch(key, &h->scratch);
+  struct Destination {
+    uint8_t* at;
+    size_t room;
+    std::string* scratch;
+    size_t size;
+  } to{const_cast<uint8_t*>(out.data) + static_cast<size_t>(offset), out.size - static_cast<size_t>(offset), &h->scratch, 0};
+  Status s = store->Parse(key, [](void* context, Span value) {
+    auto* d = static_cast<Destination*>(context);
+    d->size = value.size;
+    if (value.size <= d->room) std::memcpy(d->at, value.data, value.size);
+    else d->scratch->assign(reinterpret_cast<const char*>(value.data), value.size);
+  }, &to);
   if (s != Status::kOk) return HotStatus(env, s);
-  const size_t at = static_cast<size_t>(offset);
-  if (h->scratch.size() <= out.size - at) std::memcpy(const_cast<uint8_t*>(out.data) + at, h->scratch.data(), h->scratch.size());
-  return HotNumber(env, static_cast<double>(h->scratch.size()));
+  return HotNumber(env, static_cast<double>(to.size));
 }
 
 template <Status (Store::*Op)(Span)>

@@ -52,8 +52,7 @@ Status Store::FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_of
   return Status::kNoExist;
 }
 
-// Finds `key` under its chain read lock; `out` (if given) receives the value.
-Status Store::Lookup(Span key, std::string* out) {
+Status Store::Parse(Span key, ValueFn fn, void* context) {
   const uint32_t hash = HashOf(key);
   const int list = static_cast<int>(Bucket(hash));
   Status s = LockList(list, F_RDLCK, true);
@@ -61,9 +60,15 @@ Status Store::Lookup(Span key, std::string* out) {
   Record rec;
   uint32_t off = 0;
   s = FindInChain(key, hash, &rec, &off);
-  if (s == Status::kOk && out != nullptr) {
-    out->resize(rec.data_len);
-    s = Read(off + kRecordHeaderSize + rec.key_len, out->data(), rec.data_len);
+  if (s == Status::kOk && fn != nullptr) {
+    const uint32_t data_off = off + kRecordHeaderSize + rec.key_len;
+    if (const uint8_t* p = Direct(data_off, rec.data_len)) {
+      fn(context, Span{p, rec.data_len});
+    } else {
+      std::string copy(rec.data_len, '\0');  // inside a transaction: the value may span dirty blocks
+      if ((s = Read(data_off, copy.data(), rec.data_len)) == Status::kOk)
+        fn(context, Span{reinterpret_cast<const uint8_t*>(copy.data()), copy.size()});
+    }
   }
   UnlockList(list, F_RDLCK);
   return s;

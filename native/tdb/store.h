@@ -60,9 +60,16 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Fetch copies the value into *out (its capacity is reused). kNoExist when absent.
-  Status Fetch(Span key, std::string* out) { return Lookup(key, out); }
-  Status Exists(Span key) { return Lookup(key, nullptr); }
+  // Parse hands the value of `key` to fn(context, value) while the chain is still read-locked,
+  // without copying it first (libtdb's tdb_parse_record); fn must not call back into the store.
+  // A null fn only checks existence. kNoExist when absent.
+  using ValueFn = void (*)(void* context, Span value);
+  Status Parse(Span key, ValueFn fn, void* context);
+  // Fetch copies the value into *out (its capacity is reused).
+  Status Fetch(Span key, std::string* out) {
+    return Parse(key, [](void* to, Span v) { static_cast<std::string*>(to)->assign(reinterpret_cast<const char*>(v.data), v.size); }, out);
+  }
+  Status Exists(Span key) { return Parse(key, nullptr, nullptr); }
   Status Put(Span key, Span data, StoreMode mode);
   Status Delete(Span key);
   // Visits every live record; a read traverse forbids writes from the callback.
@@ -187,7 +194,6 @@ class Store {
 
   // --- records, chains and the free list
   uint32_t Bucket(uint32_t hash) const { return hash % hash_size_; }
-  Status Lookup(Span key, std::string* out);
   Status FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off);
   Status PutLocked(Span key, Span data, StoreMode mode, uint32_t hash);
   Status DeleteLocked(Span key, uint32_t hash);

@@ -28,9 +28,10 @@ const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
 const accessFlags = { r: O_RDONLY, rw: O_RDWR, create: O_RDWR | O_CREAT } as const;
 
 // Fetched values are views into a shared slab (like Node's Buffer pool): one native call and
-// no allocation per fetch. Larger values are copied out of the native scratch buffer.
+// no allocation per fetch. Values larger than the slab's free rest are copied out of the native
+// scratch buffer; a new slab is started when less than MIN_SLAB_ROOM is free.
 const SLAB_SIZE = 1 << 20;
-const MAX_SLAB_VALUE = 64 * 1024;
+const MIN_SLAB_ROOM = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabUsed = 0;
 
@@ -100,14 +101,14 @@ export class TdbFile {
 
   /** The value stored under `key`, or undefined. */
   fetch(key: TdbKey): Buffer | undefined {
-    if (SLAB_SIZE - slabUsed < MAX_SLAB_VALUE) {
+    if (SLAB_SIZE - slabUsed < MIN_SLAB_ROOM) {
       slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
       slabUsed = 0;
     }
     const n = this.#check('fetch', this.#h().fetchInto(toKey(key), slab, slabUsed), TdbStatus.NOEXIST);
     if (n < 0) return undefined;
-    if (n > MAX_SLAB_VALUE) return this.#h().copyScratch();
-    const value = Buffer.from(slab.buffer, slabUsed, n);
+    if (n > SLAB_SIZE - slabUsed) return this.#h().copyScratch();
+    const value = slab.subarray(slabUsed, slabUsed + n);
     slabUsed += (n + 7) & ~7;
     return value;
   }

@@ -66,6 +66,10 @@ describe('records', () => {
       const big = Buffer.alloc(200_000, 7);
       db.store('big', big);
       expect(db.fetch('big')?.equals(big)).toBe(true);
+      const huge = Buffer.alloc(3 << 20, 9); // larger than the facade's fetch slab
+      db.store('huge', huge);
+      expect(db.fetch('huge')?.equals(huge)).toBe(true);
+      expect(db.transaction(() => db.fetch('huge'))?.equals(huge)).toBe(true);
       const out = Buffer.alloc(10);
       expect(db.fetchInto('big', out)).toBe(200_000);
       expect(db.fetchInto('missing', out)).toBe(-1);
