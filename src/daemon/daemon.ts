@@ -280,6 +280,7 @@ export class Daemon implements RouterHost {
     for (const client of [...this.clients.all()]) this.#dropClient(client, null);
     // Like ctdbd, the socket file stays behind: clients then see ECONNREFUSED.
     if (this.#socketListener !== null) this.io.closeListener(this.#socketListener);
+    vacuumingOf(this).stop();
     this.lockScheduler.close();
     this.databases.closeAll();
     this.#pidFile?.remove();

@@ -6,6 +6,7 @@ import type { ClusterDatabase } from '../../database/database';
 import { applyRemoteSeqnumUpdate, enableSeqnumPropagation } from '../../database/seqnum';
 import { endPush } from './databases';
 import type { HandlerTable, Outcome } from './types';
+import { vacuumingOf } from './vacuum';
 import { OK } from './types';
 
 function hexId(dbId: number): string {
@@ -49,6 +50,7 @@ export const databaseAdminControls: HandlerTable = {
     }
     endPush(daemon, dbId);
     daemon.migration.forget(db);
+    vacuumingOf(daemon).forget(db);
     daemon.databases.detach(dbId);
     daemon.logger.notice(`Detached from database '${db.name}'`);
     return OK;
