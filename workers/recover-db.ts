@@ -1,22 +1,25 @@
 // Piscina task: recover ONE database with the result ctdb_recovery_helper (4.17) gives. The
 // task is a client of the local ctdbd; every control goes through it, by pnn, to the active
 // nodes: DB_FREEZE → DB_TRANSACTION_START(tid = generation) → records → DB_TRANSACTION_COMMIT →
-// DB_THAW. Records come with DB_PULL (rec_buffers streamed to a private RECOVERY srvid) and
-// go back with WIPE_DATABASE + DB_PUSH_START + rec_buffer messages + DB_PUSH_CONFIRM.
-// Where 4.17 works one step at a time, this does not wait where the result cannot change:
-// - volatile: every node is pulled at once and merged as the buffers arrive (staging-store.ts
-//   makes the merge independent of arrival order), then the winners go to every node;
-// - persistent: the copy with the highest seqnum wins whole, so its buffers are forwarded to
-//   the other nodes while they are pulled, and the node it came from keeps its copy as it is
-//   (wiping and rewriting it would store the same records again).
+// DB_THAW. Records come with DB_PULL (rec_buffers streamed to a private RECOVERY srvid) and go
+// back with WIPE_DATABASE + DB_PUSH_START + rec_buffer messages + DB_PUSH_CONFIRM.
+// Every node ends up with what 4.17 leaves (volatile: the merged winners, the recovery master
+// their dmaster; persistent: the copy of the node with the highest seqnum; deleted records
+// gone), but with less work on the way:
+// - all nodes are pulled at once and merged as the buffers arrive (staging-store.ts makes the
+//   merge independent of arrival order);
+// - a node is only wiped when it holds a record that must go, and only given the records it
+//   does not already hold exactly as the push would store them. A node that missed nothing
+//   (a persistent database kept in step by transactions, a second recovery) gets nothing to
+//   store and commits an empty transaction.
 // Pulled rec_buffers never cross a thread boundary: socket → stage → socket, as raw bytes.
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
 import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure, settleInOrder } from '../src/recovery/node-controls';
-import { RecBufferPacker, forEachRecord, isEmptyRecord } from '../src/protocol/rec-buffer';
-import { DEFAULT_MEMORY_BUDGET, MergingStage, highestRsn, threadBudget } from './staging-store';
+import { RecBufferPacker, isEmptyRecord, type HeaderRewrite } from '../src/protocol/rec-buffer';
+import { ALL_NODES, DEFAULT_MEMORY_BUDGET, MergingStage, fromNode, highestRsn, threadBudget, type Keep, type MergeRule, type PushPlan } from './staging-store';
 import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 
 // Private srvids: RECOVERY | db_id << 16 | stream. Unique per database, so any number of
@@ -64,6 +67,15 @@ function validateTask(task: RecoverDbTask): void {
 interface Pushed {
   records: number;
   bytes: number;
+  pushedRecords: number;
+  wipedNodes: number;
+}
+
+/** How a kind of database is merged and stored back. */
+interface Recipe {
+  merge: MergeRule;
+  keep: Keep;
+  rewrite: HeaderRewrite | null;
 }
 
 class DatabaseRecovery {
@@ -93,10 +105,14 @@ class DatabaseRecovery {
     const transdb = { dbId: t.dbId, tid: t.generation };
     await this.#phase('freeze', () => this.#onAll(ControlCode.DB_FREEZE, t.dbId));
     await this.#phase('transactionStart', () => this.#onAll(ControlCode.DB_TRANSACTION_START, transdb));
-    const pushed = await (t.persistent || t.replicated === true ? this.#recoverPersistent() : this.#recoverVolatile());
+    const { recipe, stage } = await this.#phase('collect', () => this.#collect());
+    const plan = stage.plan(recipe.keep, recipe.rewrite);
+    const wiped = t.activeNodes.filter((_, p) => plan.wipe[p]);
+    await this.#phase('wipe', () => this.#on(wiped, ControlCode.WIPE_DATABASE, transdb));
+    const pushed = await this.#phase('push', () => this.#push(plan, recipe.rewrite));
     await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
     await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
-    return pushed;
+    return { ...pushed, wipedNodes: wiped.length };
   }
 
   stats(): Pick<RecoverDbResult, 'phaseMs' | 'stagingMs' | 'peakMemoryBytes' | 'spilled'> {
@@ -125,70 +141,27 @@ class DatabaseRecovery {
     this.#peakMemory = Math.max(this.#peakMemory, heap + buffers);
   }
 
-  /** Every node's copy merged (collect), every node wiped and given the winners. */
-  async #recoverVolatile(): Promise<Pushed> {
-    const t = this.task;
-    const stage = this.#newStage();
-    await this.#phase('collect', () => settleInOrder(t.activeNodes.map((pnn, position) => this.#pull(pnn, position, (buffer) => stage.add(buffer, position)))));
-    await this.#phase('wipe', () => this.#onAll(ControlCode.WIPE_DATABASE, { dbId: t.dbId, tid: t.generation }));
-    return this.#phase('push', () => this.#push(t.activeNodes, stage, this.#connected().pnn));
-  }
-
   /**
-   * The node with the highest seqnum is the source (collect). The others are wiped (wipe) and
-   * get its buffers as they arrive (push). Only an empty record on the source, which 4.17's push
-   * would drop, makes the source itself wiped and rewritten from a staged copy.
+   * Every node's copy, merged. Volatile: the highest rsn wins, deleted winners go, the recovery
+   * master becomes dmaster. Persistent and replicated: the copy of the (first) node with the
+   * highest seqnum is taken whole, headers unchanged.
    */
-  async #recoverPersistent(): Promise<Pushed> {
+  async #collect(): Promise<{ recipe: Recipe; stage: MergingStage }> {
     const t = this.task;
-    const source = await this.#phase('collect', async () => {
+    const recoveryMaster = this.#connected().pnn;
+    let recipe: Recipe;
+    if (t.persistent || t.replicated === true) {
       const seqnums = await this.#onAll(ControlCode.GET_DB_SEQNUM, t.dbId);
-      let best = 0;
-      seqnums.forEach((seqnum, i) => seqnum > seqnums[best] && (best = i));
-      return t.activeNodes[best];
-    });
-    const others = t.activeNodes.filter((pnn) => pnn !== source);
-    const srvid = streamSrvid(t.dbId, PUSH_STREAM);
-    await this.#phase('wipe', async () => {
-      await this.#on(others, ControlCode.WIPE_DATABASE, { dbId: t.dbId, tid: t.generation });
-      await this.#on(others, ControlCode.DB_PUSH_START, { dbId: t.dbId, lmaster: 0, srvid });
-    });
-    return this.#phase('push', async () => {
-      const forwarded: Pushed = { records: 0, bytes: 0 };
-      const forward = (buffer: Buffer, records: number): void => {
-        this.#send(others, srvid, buffer);
-        forwarded.records += records;
-        forwarded.bytes += buffer.length;
-      };
-      let sourceHasEmpty = false;
-      await this.#pull(source, 0, (buffer) => {
-        const records: Buffer[] = [];
-        forEachRecord(buffer, t.dbId, (record) => records.push(record));
-        const kept = records.filter((record) => !isEmptyRecord(record));
-        // Unchanged buffers go out as they came; the rare one with an empty record is repacked.
-        if (kept.length === records.length) forward(buffer, records.length);
-        else {
-          sourceHasEmpty = true;
-          const packer = new RecBufferPacker(t.dbId, Infinity, null);
-          for (const record of kept) packer.add(record);
-          const repacked = packer.finish();
-          if (repacked !== null) forward(repacked, kept.length);
-        }
-        return records.length;
-      });
-      await this.#confirm(others, forwarded.records);
-      if (!sourceHasEmpty) return forwarded;
-      const stage = this.#newStage();
-      await this.#pull(source, 1, (buffer) => stage.add(buffer, 0));
-      await this.#on([source], ControlCode.WIPE_DATABASE, { dbId: t.dbId, tid: t.generation });
-      return this.#push([source], stage, null);
-    });
-  }
-
-  #newStage(): MergingStage {
-    const t = this.task;
-    this.#stage = new MergingStage({ dbId: t.dbId, label: t.name, stagingDir: t.stagingDir, merge: highestRsn(this.#connected().pnn) });
-    return this.#stage;
+      let source = 0;
+      seqnums.forEach((seqnum, i) => seqnum > seqnums[source] && (source = i));
+      recipe = { merge: fromNode(source), keep: (record, from) => from === source && !isEmptyRecord(record), rewrite: null };
+    } else {
+      recipe = { merge: highestRsn(recoveryMaster), keep: (record) => !isEmptyRecord(record), rewrite: { dmaster: recoveryMaster } };
+    }
+    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge });
+    this.#stage = stage;
+    await settleInOrder(t.activeNodes.map((pnn, position) => this.#pull(pnn, position, (buffer) => stage.add(buffer, position))));
+    return { recipe, stage };
   }
 
   /**
@@ -220,40 +193,30 @@ class DatabaseRecovery {
     }
   }
 
-  /** Wipe done: DB_PUSH_START, the staged winners (volatile ones now mastered by `dmaster`), DB_PUSH_CONFIRM. */
-  async #push(targets: readonly number[], stage: MergingStage, dmaster: number | null): Promise<Pushed> {
+  /** DB_PUSH_START everywhere, each node's records as the plan says, DB_PUSH_CONFIRM of each node's count. */
+  async #push(plan: PushPlan, rewrite: HeaderRewrite | null): Promise<Omit<Pushed, 'wipedNodes'>> {
     const t = this.task;
-    const srvid = streamSrvid(t.dbId, PUSH_STREAM);
-    const packer = new RecBufferPacker(t.dbId, t.recBufferSizeLimit, dmaster === null ? null : { dmaster });
-    await this.#on(targets, ControlCode.DB_PUSH_START, { dbId: t.dbId, lmaster: 0, srvid });
-    for (const [record] of stage.entries()) {
-      // Deleted records won the merge (so no stale copy resurrects) and vanish here.
-      if (isEmptyRecord(record)) continue;
-      const buffer = packer.add(record);
-      if (buffer === null) continue;
-      // Bounded memory: never queue more than one buffer per node in our socket.
-      if (!this.#send(targets, srvid, buffer)) await this.#connected().flush();
-    }
-    const last = packer.finish();
-    if (last !== null) this.#send(targets, srvid, last);
-    await this.#confirm(targets, packer.records);
-    return { records: packer.records, bytes: packer.bytes };
-  }
-
-  /** Sends one rec_buffer to every target; false when our socket is backed up. */
-  #send(targets: readonly number[], srvid: bigint, buffer: Buffer): boolean {
     const client = this.#connected();
-    let drained = true;
-    for (const pnn of targets) drained = client.sendMessage(pnn, srvid, buffer) && drained;
+    const srvid = streamSrvid(t.dbId, PUSH_STREAM);
+    const packers = t.activeNodes.map(() => new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite));
+    await this.#onAll(ControlCode.DB_PUSH_START, { dbId: t.dbId, lmaster: 0, srvid });
+    const send = async (p: number, buffer: Buffer | null): Promise<void> => {
+      // Bounded memory: never more than one buffer per node queued in our socket.
+      if (buffer !== null && !client.sendMessage(t.activeNodes[p], srvid, buffer)) await client.flush();
+    };
+    for (const [record, nodes] of plan.deliveries()) {
+      for (let p = 0; p < packers.length; p++) {
+        if (nodes === ALL_NODES || (nodes & (1 << p)) !== 0) await send(p, packers[p].add(record));
+      }
+    }
+    for (let p = 0; p < packers.length; p++) await send(p, packers[p].finish());
     this.#sampleMemory();
-    return drained;
-  }
-
-  async #confirm(targets: readonly number[], expected: number): Promise<void> {
-    const confirmed = await this.#on(targets, ControlCode.DB_PUSH_CONFIRM, this.task.dbId);
-    confirmed.forEach((count, i) => {
-      if (count !== expected) throw new NodeFailure(targets[i], `node ${targets[i]} stored ${count} of ${expected} pushed records`);
+    const confirmed = await this.#onAll(ControlCode.DB_PUSH_CONFIRM, t.dbId);
+    confirmed.forEach((count, p) => {
+      if (count !== packers[p].records) throw new NodeFailure(t.activeNodes[p], `node ${t.activeNodes[p]} stored ${count} of ${packers[p].records} pushed records`);
     });
+    const sum = (pick: (packer: RecBufferPacker) => number): number => packers.reduce((total, packer) => total + pick(packer), 0);
+    return { records: plan.survivors(), bytes: sum((packer) => packer.bytes), pushedRecords: sum((packer) => packer.records) };
   }
 
   #connected(): CtdbClient {

@@ -38,9 +38,9 @@ export interface PhaseMessage {
 export const CANCEL_MESSAGE = 'cancel';
 
 /**
- * The steps of one database's recovery, in the order they run. Volatile: collect pulls every
- * node, wipe wipes them all, push sends the winners. Persistent: collect finds the node with
- * the highest seqnum, wipe prepares the others, push streams that node's records to them.
+ * The steps of one database's recovery, in the order they run. collect pulls and merges every
+ * node's copy; wipe empties the nodes that hold a record that must go; push sends each node what
+ * it lacks.
  */
 export const RECOVERY_PHASES = ['freeze', 'transactionStart', 'collect', 'wipe', 'push', 'commit', 'thaw'] as const;
 export type RecoveryPhase = (typeof RECOVERY_PHASES)[number];
@@ -49,17 +49,21 @@ export interface RecoverDbResult {
   dbId: number;
   name: string;
   ok: boolean;
-  /** Records pushed to every node (empty/deleted records are not pushed). */
+  /** Records every node holds afterwards (deleted winners are dropped). */
   records: number;
-  /** Bytes of rec_buffer payload pushed to each node. */
+  /** Bytes of rec_buffer payload pushed, all nodes together. */
   bytes: number;
+  /** Records pushed, all nodes together: what the nodes did not hold already. */
+  pushedRecords?: number;
+  /** Nodes that were wiped and given every record. */
+  wipedNodes?: number;
   durationMs: number;
   error?: string;
   /** The node blamed for the failure (the leader gives it ban credits). */
   culprit?: number;
   /** Milliseconds spent in each phase that ran. */
   phaseMs?: Partial<Record<RecoveryPhase, number>>;
-  /** Time spent handling pulled buffers: merging them (volatile) or forwarding them (persistent). */
+  /** Of the collect phase, the time spent merging pulled buffers into the stage. */
   stagingMs?: number;
   /** Whether the records outgrew the memory budget and were merged in LMDB. */
   spilled?: boolean;

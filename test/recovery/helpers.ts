@@ -7,7 +7,7 @@ import path from 'node:path';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, RecMode } from '../../src/protocol';
 import { recoverCluster, type ClusterRecoveryResult } from '../../src/recovery/cluster-recovery';
-import { RecoveryPipeline, type RecoverOptions, type RecoveryPipelineOptions } from '../../src/recovery/pipeline';
+import { RecoveryPipeline, recoveryTasks, type RecoverDbTask, type RecoverOptions, type RecoveryPipelineOptions } from '../../src/recovery/pipeline';
 import { isAlive } from '../../scripts/cluster/processes';
 import type { TestCluster } from '../harness/cluster';
 import { disableRecoveries } from './seed';
@@ -41,6 +41,24 @@ export class RecoveryDriver {
 
   recover(options: RecoverOptions = {}, pipeline = this.pipeline): Promise<ClusterRecoveryResult> {
     return recoverCluster(this.client, pipeline, { ...options, socketPath: this.cluster.node(this.via).socket, stagingDir: this.stagingDir });
+  }
+
+  /**
+   * Recovery tasks for the named databases (attached here if needed) on every running node, in
+   * the cluster's current generation: for running the pipeline on chosen databases only.
+   */
+  async tasksFor(names: string[], timeoutMs: number): Promise<RecoverDbTask[]> {
+    const { generation } = (await this.client.call(this.via, ControlCode.GETVNNMAP, undefined)).reply;
+    const databases = [];
+    for (const name of names) databases.push({ dbId: await this.attach(name), name, flags: 0, persistent: false, replicated: false, attachedOn: [] });
+    return recoveryTasks(databases, {
+      socketPath: this.cluster.node(this.via).socket,
+      generation,
+      activeNodes: runningNodes(this.cluster),
+      recBufferSizeLimit: 1_000_000,
+      timeoutMs,
+      stagingDir: this.stagingDir,
+    });
   }
 
   /** Attaches a database with the tool and returns its id. */

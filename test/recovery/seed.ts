@@ -108,6 +108,13 @@ export async function seedBenchmarkDatabases(client: CtdbClient, via: number, no
   };
   const volId = idOf(BENCH_DATABASES.volatile);
   const persId = idOf(BENCH_DATABASES.persistent);
+  // The attach reaches the other nodes a moment after the tool returns.
+  for (let waited = 0; ; waited += 50) {
+    const maps = await Promise.all(nodes.map((pnn) => controls.on(pnn, ControlCode.GET_DBMAP, undefined)));
+    if (maps.every((map) => [volId, persId].every((id) => map.some((db) => db.dbId === id)))) break;
+    if (waited > 30_000) throw new Error('the benchmark databases did not reach every node within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const value = 'v'.repeat(100);
   const persistent: SeedRecord[] = [seqnumRecord(1n), ...Array.from({ length: count }, (_, i) => ({ key: `p${i}`, rsn: 1n, dmaster: 0, value, flags: 0 }))];
   for (const [n, pnn] of nodes.entries()) {

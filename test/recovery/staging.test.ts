@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../src/protocol/rec-buffer';
-import { MemoryBudget, MergingStage, highestRsn } from '../../workers/staging-store';
+import { ALL_NODES, MemoryBudget, MergingStage, fromNode, highestRsn, type Keep } from '../../workers/staging-store';
 
 const DB = 0x1234;
 
@@ -94,7 +94,7 @@ describe('staging', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   /** A stage whose memory budget is `budget` bytes (0: everything goes to LMDB at once). */
   const merging = (budget = 1 << 30, label = 'test.tdb'): MergingStage => {
-    const stage = new MergingStage({ dbId: DB, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(budget) });
+    const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(budget) });
     stages.push(stage);
     return stage;
   };
@@ -146,12 +146,12 @@ describe('staging', () => {
 
   it('moves to LMDB when the budget runs out and merges on there', () => {
     const first = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 5, dmaster: 1, value: 'first' })));
-    const budget = new MemoryBudget(first.length + 100 * 64);
-    const stage = new MergingStage({ dbId: DB, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), budget });
+    const budget = new MemoryBudget(first.length + 100 * (64 + 3 * 12));
+    const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), budget });
     stages.push(stage);
     stage.add(first, 0);
     expect(stage.spilled).toBe(false);
-    expect(budget.used).toBe(first.length + 100 * 64);
+    expect(budget.used).toBe(first.length + 100 * (64 + 3 * 12));
     stage.add(buffer([{ key: 'k1', rsn: 6, dmaster: 2, value: 'second' }, { key: 'k2', rsn: 4, dmaster: 2, value: 'stale' }]), 1);
     expect(stage.spilled).toBe(true);
     expect(budget.used).toBe(0);
@@ -182,5 +182,62 @@ describe('staging', () => {
     stage.add(buffer([{ key: 'a', rsn: 1, dmaster: 0, value: 'x' }]), 0);
     await stage.destroy();
     expect(fs.readdirSync(dir).filter((f) => f.includes('gone'))).toEqual([]);
+  });
+
+  describe('push plan', () => {
+    const RM = 0;
+    const volatile = { keep: (r: Buffer) => !isEmptyRecord(r), rewrite: { dmaster: RM } };
+    /** What each node gets (key list per node) and which nodes are wiped. */
+    const planOf = (stage: MergingStage, keep: Keep = volatile.keep, rewrite: { dmaster: number } | null = volatile.rewrite) => {
+      const plan = stage.plan(keep, rewrite);
+      const gets: string[][] = [[], [], []];
+      for (const [record, nodes] of plan.deliveries()) {
+        for (let p = 0; p < 3; p++) if (nodes === ALL_NODES || (nodes & (1 << p)) !== 0) gets[p].push(recordKey(record).toString());
+      }
+      return { wipe: plan.wipe, gets: gets.map((keys) => keys.sort()), survivors: plan.survivors() };
+    };
+    /** A copy as a previous recovery by node RM would have stored it. */
+    const stored = (key: string, rsn: number, value: string) => ({ key, rsn, dmaster: RM, value, flags: LtdbFlag.MIGRATED_WITH_DATA });
+
+    it.each(kinds)('%s: a node gets only what it does not hold exactly as the push would store it', (kind, budget) => {
+      const stage = merging(budget);
+      stage.add(buffer([stored('same', 4, 'v'), stored('stale', 3, 'old'), { key: 'unmastered', rsn: 5, dmaster: 0, value: 'u' }]), 0);
+      stage.add(buffer([stored('same', 4, 'v'), stored('stale', 4, 'new'), stored('ro', 2, 'r')]), 1);
+      stage.add(buffer([stored('same', 4, 'v'), { ...stored('ro', 2, 'r'), flags: LtdbFlag.MIGRATED_WITH_DATA | LtdbFlag.RO_FLAGS }]), 2);
+      const { wipe, gets, survivors } = planOf(stage);
+      expect(survivors).toBe(4);
+      if (kind === 'in LMDB') {
+        expect(wipe).toEqual([true, true, true]);
+        expect(gets).toEqual([0, 1, 2].map(() => ['ro', 'same', 'stale', 'unmastered']));
+        return;
+      }
+      expect(wipe).toEqual([false, false, false]);
+      // 'unmastered' lacks MIGRATED_WITH_DATA on node 0; node 2's 'ro' carries delegation flags.
+      expect(gets).toEqual([['ro', 'stale', 'unmastered'], ['unmastered'], ['ro', 'stale', 'unmastered']]);
+    });
+
+    it('wipes a node that holds a record that goes, sent nothing, or sent a key twice', () => {
+      const deleted = merging();
+      deleted.add(buffer([stored('gone', 2, 'old'), stored('kept', 1, 'k')]), 0);
+      deleted.add(buffer([{ key: 'gone', rsn: 3, dmaster: 1, value: '' }, stored('kept', 1, 'k')]), 1);
+      deleted.add(buffer([stored('kept', 1, 'k')]), 2);
+      expect(planOf(deleted)).toEqual({ wipe: [true, true, false], gets: [['kept'], ['kept'], []], survivors: 1 });
+
+      const silent = merging();
+      silent.add(buffer([stored('a', 1, 'x')]), 0);
+      silent.add(buffer([stored('a', 1, 'x'), stored('a', 1, 'x')]), 1);
+      expect(planOf(silent)).toEqual({ wipe: [false, true, true], gets: [[], ['a'], ['a']], survivors: 1 });
+    });
+
+    it('persistent: the source copy as it is; keys only elsewhere go', () => {
+      const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'pers.tdb', stagingDir: dir, merge: fromNode(1), budget: new MemoryBudget(1 << 30) });
+      stages.push(stage);
+      const copy = (key: string, value: string) => ({ key, rsn: 1, dmaster: 2, value, flags: 0 });
+      stage.add(buffer([copy('a', 'old'), copy('b', 'b')]), 0);
+      stage.add(buffer([copy('a', 'new'), copy('b', 'b')]), 1);
+      stage.add(buffer([copy('a', 'new'), copy('b', 'b'), copy('extra', 'x')]), 2);
+      const plan = planOf(stage, (_r, from) => from === 1, null);
+      expect(plan).toEqual({ wipe: [false, false, true], gets: [['a'], [], ['a', 'b']], survivors: 2 });
+    });
   });
 });
