@@ -18,20 +18,24 @@ import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
 import type { ControlReplies, ControlRequests } from '../src/protocol';
 import { NodeControls, NodeFailure, settleInOrder } from '../src/recovery/node-controls';
-import { RecBufferPacker, isEmptyRecord, type HeaderRewrite } from '../src/protocol/rec-buffer';
-import { ALL_NODES, DEFAULT_MEMORY_BUDGET, MergingStage, fromNode, highestRsn, threadBudget, type Keep, type MergeRule, type PushPlan } from './staging-store';
+import { RecBufferPacker, type HeaderRewrite } from '../src/protocol/rec-buffer';
+import { ALL_NODES, DEFAULT_MEMORY_BUDGET, MemoryBudget, MergingStage, fromNode, highestRsn, type MergeRule, type Outcome, type PushPlan } from './staging-store';
 import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 
 // Private srvids: RECOVERY | db_id << 16 | stream. Unique per database, so any number of
 // tasks can pull and push at once through the same daemon.
 const PUSH_STREAM = 0xffffn;
+/** Bytes of rec_buffers a push sends before it waits for them to leave (see #push). */
+const PUSH_WINDOW = 8 * 2 ** 20;
 function streamSrvid(dbId: number, stream: number | bigint): bigint {
   return Srvid.RECOVERY | (BigInt(dbId) << 16n) | BigInt(stream);
 }
 
+/** For tasks that come without a pipeline's shared counter: the databases of this thread. */
+const threadCounter = new SharedArrayBuffer(4);
+
 export default async function recoverDb(task: RecoverDbTask): Promise<RecoverDbResult> {
   validateTask(task);
-  threadBudget.limit = task.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
   const recovery = new DatabaseRecovery(task);
   task.port?.on('message', (message) => message === CANCEL_MESSAGE && recovery.cancel());
   const started = performance.now();
@@ -71,11 +75,10 @@ interface Pushed {
   wipedNodes: number;
 }
 
-/** How a kind of database is merged and stored back. */
+/** How a kind of database is merged, and what every node keeps of it. */
 interface Recipe {
   merge: MergeRule;
-  keep: Keep;
-  rewrite: HeaderRewrite | null;
+  outcome: Outcome;
 }
 
 class DatabaseRecovery {
@@ -106,10 +109,10 @@ class DatabaseRecovery {
     await this.#phase('freeze', () => this.#onAll(ControlCode.DB_FREEZE, t.dbId));
     await this.#phase('transactionStart', () => this.#onAll(ControlCode.DB_TRANSACTION_START, transdb));
     const { recipe, stage } = await this.#phase('collect', () => this.#collect());
-    const plan = stage.plan(recipe.keep, recipe.rewrite);
+    const plan = stage.plan(recipe.outcome);
     const wiped = t.activeNodes.filter((_, p) => plan.wipe[p]);
     await this.#phase('wipe', () => this.#on(wiped, ControlCode.WIPE_DATABASE, transdb));
-    const pushed = await this.#phase('push', () => this.#push(plan, recipe.rewrite));
+    const pushed = await this.#phase('push', () => this.#push(plan, recipe.outcome.rewrite));
     await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
     await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
     return { ...pushed, wipedNodes: wiped.length };
@@ -154,11 +157,12 @@ class DatabaseRecovery {
       const seqnums = await this.#onAll(ControlCode.GET_DB_SEQNUM, t.dbId);
       let source = 0;
       seqnums.forEach((seqnum, i) => seqnum > seqnums[source] && (source = i));
-      recipe = { merge: fromNode(source), keep: (record, from) => from === source && !isEmptyRecord(record), rewrite: null };
+      recipe = { merge: fromNode(source), outcome: { source, rewrite: null } };
     } else {
-      recipe = { merge: highestRsn(recoveryMaster), keep: (record) => !isEmptyRecord(record), rewrite: { dmaster: recoveryMaster } };
+      recipe = { merge: highestRsn(recoveryMaster), outcome: { source: null, rewrite: { dmaster: recoveryMaster } } };
     }
-    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge });
+    const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
+    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, budget });
     this.#stage = stage;
     await settleInOrder(t.activeNodes.map((pnn, position) => this.#pull(pnn, position, (buffer) => stage.add(buffer, position))));
     return { recipe, stage };
@@ -200,13 +204,23 @@ class DatabaseRecovery {
     const srvid = streamSrvid(t.dbId, PUSH_STREAM);
     const packers = t.activeNodes.map(() => new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite));
     await this.#onAll(ControlCode.DB_PUSH_START, { dbId: t.dbId, lmaster: 0, srvid });
+    // Up to PUSH_WINDOW bytes go out before we wait for our socket to take them: enough to keep
+    // the daemons busy while we pack, and a bound on what waits in memory.
+    let unflushed = 0;
     const send = async (p: number, buffer: Buffer | null): Promise<void> => {
-      // Bounded memory: never more than one buffer per node queued in our socket.
-      if (buffer !== null && !client.sendMessage(t.activeNodes[p], srvid, buffer)) await client.flush();
+      if (buffer === null) return;
+      client.sendMessage(t.activeNodes[p], srvid, buffer);
+      unflushed += buffer.length;
+      if (unflushed < PUSH_WINDOW) return;
+      unflushed = 0;
+      await client.flush();
     };
-    for (const [record, nodes] of plan.deliveries()) {
+    const { record } = plan;
+    for (const nodes of plan.deliveries()) {
       for (let p = 0; p < packers.length; p++) {
-        if (nodes === ALL_NODES || (nodes & (1 << p)) !== 0) await send(p, packers[p].add(record));
+        if (nodes !== ALL_NODES && (nodes & (1 << p)) === 0) continue;
+        const full = packers[p].add(record.buffer, record.offset, record.length);
+        if (full !== null) await send(p, full);
       }
     }
     for (let p = 0; p < packers.length; p++) await send(p, packers[p].finish());

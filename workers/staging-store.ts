@@ -1,6 +1,6 @@
 // Where one database's pulled records wait between DB_PULL and DB_PUSH (ctdb_recovery_helper
 // uses a scratch tdb, recdb), merged by key as they arrive from all nodes at once.
-// - In memory while the worker thread's budget allows: the pulled rec_buffers are kept as they
+// - In memory while the recovery's memory budget allows: the pulled rec_buffers are kept as they
 //   came (no copy, no per-record object), with a Map from each key to a slot that knows where
 //   every node's copy lies and whose copy wins. Knowing each node's copy, the push can leave
 //   out what a node already holds exactly as the push would store it (see plan()).
@@ -12,16 +12,17 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { LtdbFlag } from '../src/protocol';
-import { forEachRecord, recordDmaster, recordKey, type HeaderRewrite } from '../src/protocol/rec-buffer';
+import { LTDB_HEADER_SIZE, LtdbFlag } from '../src/protocol';
+import { exactRecord, recordKey, recordOffsets, type HeaderRewrite, type RecordOffsets } from '../src/protocol/rec-buffer';
 
 /**
- * Bytes of pulled records one worker thread keeps in memory, over all the databases it recovers
- * at once. 64 MiB is about 400,000 records of 150 bytes (locking.tdb of a few thousand open
- * files is far below that) and, times the default 4 threads, stays a small share of a file
- * server's memory; what does not fit goes to LMDB at a few µs per record instead of 0.3.
+ * Bytes of pulled records a recovery keeps in memory, over all its databases and threads. The
+ * stage holds every node's copy, so 256 MiB is about 1.7 million records of 150 bytes across
+ * the nodes: a 3-node cluster's 500,000-record locking.tdb plus the rest. That is a few percent
+ * of a file server's memory for the seconds a recovery lasts; beyond it a database is merged
+ * in LMDB at a few µs per record instead of 0.3-2 and the push is 4.17's full one.
  */
-export const DEFAULT_MEMORY_BUDGET = 64 * 2 ** 20;
+export const DEFAULT_MEMORY_BUDGET = 256 * 2 ** 20;
 /** What the index costs per record besides its key: Map entry, winner, string header ... */
 const INDEX_BYTES_PER_RECORD = 64;
 /** ... and per node's copy of it: where it lies. */
@@ -32,6 +33,8 @@ const MAX_PLANNED_NODES = 31;
 export const ALL_NODES = -1;
 
 const RECORD_HEADER = 16;
+/** Keys up to this long are compared in a loop; longer ones with one native compare. */
+const SHORT_KEY = 32;
 /** Large pages make the (tiny-keyed, mostly small) inserts cheaper and raise LMDB's key limit. */
 const PAGE_SIZE = 16384;
 const MAX_KEY_BYTES = 4026;
@@ -51,19 +54,19 @@ const POSITION_BYTES = 2;
  * then "names another dmaster", then position (lower first among those, higher among the rest)
  * picks that same copy in any arrival order, so all nodes are pulled at once.
  */
-export type MergeRule = (incoming: Buffer, incomingAt: number, staged: Buffer, stagedAt: number) => boolean;
+export type MergeRule = (incoming: Buffer, incomingOffset: number, incomingAt: number, staged: Buffer, stagedOffset: number, stagedAt: number) => boolean;
 
 export function highestRsn(recoveryMaster: number): MergeRule {
-  return (incoming, incomingAt, staged, stagedAt) => {
-    const a = headerAt(incoming);
-    const b = headerAt(staged);
+  return (incoming, i, incomingAt, staged, s, stagedAt) => {
+    const a = i + headerAt(incoming, i);
+    const b = s + headerAt(staged, s);
     // rsn is a u64: high words first, then low words, without BigInts.
     const high = incoming.readUInt32LE(a + 4) - staged.readUInt32LE(b + 4);
     if (high !== 0) return high > 0;
     const low = incoming.readUInt32LE(a) - staged.readUInt32LE(b);
     if (low !== 0) return low > 0;
-    const incomingOther = recordDmaster(incoming) !== recoveryMaster;
-    const stagedOther = recordDmaster(staged) !== recoveryMaster;
+    const incomingOther = incoming.readUInt32LE(a + 8) !== recoveryMaster;
+    const stagedOther = staged.readUInt32LE(b + 8) !== recoveryMaster;
     if (incomingOther !== stagedOther) return incomingOther;
     return incomingOther ? incomingAt < stagedAt : incomingAt > stagedAt;
   };
@@ -71,32 +74,48 @@ export function highestRsn(recoveryMaster: number): MergeRule {
 
 /** Persistent databases: the copy of the node with the highest seqnum, whatever the others hold. */
 export function fromNode(source: number): MergeRule {
-  return (_incoming, incomingAt) => incomingAt === source;
+  return (_incoming, _i, incomingAt) => incomingAt === source;
 }
 
-function headerAt(record: Buffer): number {
-  return RECORD_HEADER + record.readUInt32LE(8);
+/** Offset of the ltdb header in the rec_data at `offset`. */
+function headerAt(buffer: Buffer, offset: number): number {
+  return RECORD_HEADER + buffer.readUInt32LE(offset + 8);
 }
 
-/** A worker thread's allowance for records held in memory, shared by its databases. */
+function isEmptyAt(buffer: Buffer, offset: number): boolean {
+  return buffer.readUInt32LE(offset + 12) <= LTDB_HEADER_SIZE;
+}
+
+/**
+ * An allowance for records held in memory, counted in KiB in shared memory so that every
+ * thread of a pipeline draws on the same one.
+ */
 export class MemoryBudget {
-  used = 0;
+  readonly #used: Int32Array;
 
-  constructor(public limit: number) {}
+  constructor(
+    readonly limit: number,
+    counter: SharedArrayBuffer = new SharedArrayBuffer(4),
+  ) {
+    this.#used = new Int32Array(counter, 0, 1);
+  }
+
+  /** Bytes reserved by everyone sharing the counter. */
+  get used(): number {
+    return Atomics.load(this.#used, 0) * 1024;
+  }
 
   reserve(bytes: number): boolean {
-    if (this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    return true;
+    const kib = Math.ceil(bytes / 1024);
+    if ((Atomics.add(this.#used, 0, kib) + kib) * 1024 <= this.limit) return true;
+    Atomics.sub(this.#used, 0, kib);
+    return false;
   }
 
   release(bytes: number): void {
-    this.used -= bytes;
+    Atomics.sub(this.#used, 0, Math.ceil(bytes / 1024));
   }
 }
-
-/** The budget of this thread (a worker module is loaded once per thread). */
-export const threadBudget = new MemoryBudget(DEFAULT_MEMORY_BUDGET);
 
 export interface RecordStage {
   /** Merges one pulled rec_buffer from the node at `position`; returns its record count. Throws if it is malformed. */
@@ -109,27 +128,50 @@ export interface RecordStage {
   destroy(): Promise<void>;
 }
 
-/** Which winners survive the recovery: not deleted ones, and for persistent ones only the source's. */
-export type Keep = (record: Buffer, position: number) => boolean;
+/**
+ * What the recovery leaves on every node: the winners that are not deleted, for persistent
+ * databases only those the source node had, stored with `rewrite` (volatile databases: the
+ * recovery master becomes dmaster).
+ */
+export interface Outcome {
+  source: number | null;
+  rewrite: HeaderRewrite | null;
+}
 
 /**
  * What a push must do so that every node ends up with exactly the surviving winners as DB_PUSH
  * stores them: `wipe[p]` when node p holds a record that must go (or its pull cannot be taken as
- * all it holds: it sent nothing, or a key twice); `deliver` visits each survivor with the mask of
- * the nodes (bit = position) that do not already hold it in that form (a wiped node needs them
- * all), or ALL_NODES.
+ * all it holds: it sent nothing, or a key twice); `deliveries` gives each survivor with the mask
+ * of the nodes (bit = position) that do not already hold it in that form (a wiped node needs
+ * them all), or ALL_NODES.
  */
 export interface PushPlan {
   wipe: boolean[];
-  deliveries(): Generator<[record: Buffer, nodes: number]>;
+  /** Yields, per survivor some node lacks, the mask of those nodes; `record` then locates it. */
+  deliveries(): Generator<number>;
+  /** The current survivor's rec_data: `length` bytes at `offset` of `buffer` (reused between steps). */
+  readonly record: RecordRef;
   /** How many records every node holds afterwards (known once deliveries() is done). */
   survivors(): number;
 }
 
-/** Pulled rec_buffers kept whole; per key a slot with every node's copy and the winner. */
+export interface RecordRef {
+  buffer: Buffer;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Pulled rec_buffers kept whole; per key a slot with every node's copy and the winner. Keys are
+ * found through an open-addressing table of FNV-1a hashes and compared where they lie in the
+ * buffers: a Map would need a string per record and costs several times more.
+ */
 class MemoryStage {
   readonly #buffers: Buffer[] = [];
-  readonly #index = new Map<string, number>();
+  /** Slot + 1 per entry (0: free); twice as many entries as slots at least. */
+  #table = new Int32Array(2048);
+  /** The key hash of each slot, for probing and for growing the table. */
+  #hashes = new Int32Array(1024);
   /** Per node: buffer index + 1 (0: no copy), offset and length of its copy, by slot. */
   #in: Uint32Array[];
   #offset: Uint32Array[];
@@ -150,43 +192,85 @@ class MemoryStage {
     this.#repeated = new Array<boolean>(nodes).fill(false);
   }
 
-  /** Merges the records (views into `buffer`, already checked) of one pulled buffer. */
-  add(buffer: Buffer, records: readonly Buffer[], position: number): void {
+  /** Merges the records of one pulled buffer (already checked: `records` says where they lie). */
+  add(buffer: Buffer, records: RecordOffsets, position: number): void {
     const at = this.#buffers.push(buffer);
-    this.#received[position] ||= records.length > 0;
-    for (const record of records) {
-      // A record trimmed of its padding is a copy of its own: it is kept as a buffer too.
-      const inside = record.buffer === buffer.buffer && record.byteOffset >= buffer.byteOffset && record.byteOffset < buffer.byteOffset + buffer.length;
-      this.#merge(record, position, inside ? at : this.#buffers.push(record));
+    const { starts, sizes } = records;
+    this.#received[position] ||= starts.length > 0;
+    for (let i = 0; i < starts.length; i++) {
+      if (buffer.readUInt32LE(starts[i]) === sizes[i]) this.#merge(buffer, starts[i], position, at);
+      else {
+        // A record padded on the wire: trimmed into a copy of its own, kept as a buffer too.
+        const trimmed = exactRecord(buffer, starts[i], sizes[i]);
+        this.#merge(trimmed, 0, position, this.#buffers.push(trimmed));
+      }
     }
   }
 
-  #merge(record: Buffer, position: number, at: number): void {
-    const key = record.toString('latin1', RECORD_HEADER, RECORD_HEADER + record.readUInt32LE(8));
-    let slot = this.#index.get(key);
-    if (slot === undefined) {
+  #merge(buffer: Buffer, offset: number, position: number, at: number): void {
+    const keyLength = buffer.readUInt32LE(offset + 8);
+    const hash = keyHash(buffer, offset, keyLength);
+    const mask = this.#table.length - 1;
+    let entry = hash & mask;
+    let slot = -1;
+    for (; this.#table[entry] !== 0; entry = (entry + 1) & mask) {
+      const candidate = this.#table[entry] - 1;
+      if (this.#hashes[candidate] === hash && this.#sameKey(candidate, buffer, offset, keyLength)) {
+        slot = candidate;
+        break;
+      }
+    }
+    if (slot < 0) {
       slot = this.#slots++;
       if (slot >= this.#winner.length) this.#grow();
-      this.#index.set(key, slot);
+      this.#hashes[slot] = hash;
       this.#winner[slot] = position;
+      this.#table[entry] = slot + 1;
+      if (this.#slots * 2 > this.#table.length) this.#rehash();
     } else if (this.#in[position][slot] !== 0) {
       // A node that sends a key twice is not taken at its word: it will be wiped.
       this.#repeated[position] = true;
       return;
-    } else if (this.merge(record, position, this.#record(slot, this.#winner[slot]), this.#winner[slot])) {
-      this.#winner[slot] = position;
+    } else {
+      const w = this.#winner[slot];
+      if (this.merge(buffer, offset, position, this.#buffers[this.#in[w][slot] - 1], this.#offset[w][slot], w)) this.#winner[slot] = position;
     }
     this.#in[position][slot] = at;
-    this.#offset[position][slot] = record.byteOffset - this.#buffers[at - 1].byteOffset;
-    this.#length[position][slot] = record.length;
+    this.#offset[position][slot] = offset;
+    this.#length[position][slot] = buffer.readUInt32LE(offset);
+  }
+
+  /** Whether the slot's key (in its winner's copy) is the one at `offset`. */
+  #sameKey(slot: number, buffer: Buffer, offset: number, keyLength: number): boolean {
+    const w = this.#winner[slot];
+    const copy = this.#buffers[this.#in[w][slot] - 1];
+    const at = this.#offset[w][slot];
+    if (copy.readUInt32LE(at + 8) !== keyLength) return false;
+    const key = offset + RECORD_HEADER;
+    const staged = at + RECORD_HEADER;
+    if (keyLength > SHORT_KEY) return copy.compare(buffer, key, key + keyLength, staged, staged + keyLength) === 0;
+    for (let i = 0; i < keyLength; i++) if (copy[staged + i] !== buffer[key + i]) return false;
+    return true;
+  }
+
+  #rehash(): void {
+    const table = new Int32Array(this.#table.length * 2);
+    const mask = table.length - 1;
+    for (let slot = 0; slot < this.#slots; slot++) {
+      let entry = this.#hashes[slot] & mask;
+      while (table[entry] !== 0) entry = (entry + 1) & mask;
+      table[entry] = slot + 1;
+    }
+    this.#table = table;
   }
 
   #grow(): void {
     const size = this.#winner.length * 2;
-    const grown = <T extends Uint32Array | Uint16Array>(old: T, next: T): T => {
+    const grown = <T extends Uint32Array | Uint16Array | Int32Array>(old: T, next: T): T => {
       next.set(old);
       return next;
     };
+    this.#hashes = grown(this.#hashes, new Int32Array(size));
     this.#winner = grown(this.#winner, new Uint16Array(size));
     this.#in = this.#in.map((old) => grown(old, new Uint32Array(size)));
     this.#offset = this.#offset.map((old) => grown(old, new Uint32Array(size)));
@@ -203,54 +287,73 @@ class MemoryStage {
     for (let slot = 0; slot < this.#slots; slot++) yield [this.#record(slot, this.#winner[slot]), this.#winner[slot]];
   }
 
-  plan(keep: Keep, rewrite: HeaderRewrite | null): PushPlan {
+  plan(outcome: Outcome): PushPlan {
     const nodes = this.nodes;
     const wipe = this.#repeated.map((repeated, p) => repeated || !this.#received[p]);
     const kept = new Uint8Array(this.#slots);
     let survivors = 0;
     for (let slot = 0; slot < this.#slots; slot++) {
-      const winner = this.#winner[slot];
-      if (keep(this.#record(slot, winner), winner)) {
+      const w = this.#winner[slot];
+      if ((outcome.source === null || w === outcome.source) && !isEmptyAt(this.#buffers[this.#in[w][slot] - 1], this.#offset[w][slot])) {
         kept[slot] = 1;
         survivors++;
       } else for (let p = 0; p < nodes; p++) if (this.#in[p][slot] !== 0) wipe[p] = true;
     }
     const wiped = wipe.reduce((mask, w, p) => (w ? mask | (1 << p) : mask), 0);
     const stage = this;
+    const record: RecordRef = { buffer: Buffer.alloc(0), offset: 0, length: 0 };
     return {
       wipe,
+      record,
       *deliveries() {
         for (let slot = 0; slot < stage.#slots; slot++) {
           if (kept[slot] === 0) continue;
-          const record = stage.#record(slot, stage.#winner[slot]);
           let mask = wiped;
-          for (let p = 0; p < nodes; p++) if ((mask & (1 << p)) === 0 && !stage.#holds(slot, p, record, rewrite)) mask |= 1 << p;
-          if (mask !== 0) yield [record, mask];
+          for (let p = 0; p < nodes; p++) if ((mask & (1 << p)) === 0 && !stage.#holds(slot, p, outcome.rewrite)) mask |= 1 << p;
+          if (mask === 0) continue;
+          const w = stage.#winner[slot];
+          record.buffer = stage.#buffers[stage.#in[w][slot] - 1];
+          record.offset = stage.#offset[w][slot];
+          record.length = stage.#length[w][slot];
+          yield mask;
         }
       },
       survivors: () => survivors,
     };
   }
 
-  /** Whether node p's copy is byte for byte what DB_PUSH would store for `record`. */
-  #holds(slot: number, p: number, record: Buffer, rewrite: HeaderRewrite | null): boolean {
-    if (this.#in[p][slot] === 0 || this.#length[p][slot] !== record.length) return false;
-    const copy = this.#record(slot, p);
-    const header = headerAt(record);
-    if (rewrite === null && copy.readUInt32LE(header + 16) !== ((record.readUInt32LE(header + 16) & ~LtdbFlag.RO_FLAGS) >>> 0)) return false;
-    if (rewrite !== null) {
-      if (copy.readUInt32LE(header + 8) !== rewrite.dmaster) return false;
-      const flags = ((record.readUInt32LE(header + 16) | LtdbFlag.MIGRATED_WITH_DATA) & ~LtdbFlag.RO_FLAGS) >>> 0;
-      if (copy.readUInt32LE(header + 16) !== flags) return false;
-    }
-    // rsn and reserved field, then key and value (the rec_data head only holds the lengths).
+  /** Whether node p's copy of the slot is byte for byte what DB_PUSH stores for its winner. */
+  #holds(slot: number, p: number, rewrite: HeaderRewrite | null): boolean {
+    const w = this.#winner[slot];
+    const length = this.#length[w][slot];
+    if (this.#in[p][slot] === 0 || this.#length[p][slot] !== length) return false;
+    const winner = this.#buffers[this.#in[w][slot] - 1];
+    const from = this.#offset[w][slot];
+    const copy = this.#buffers[this.#in[p][slot] - 1];
+    const at = this.#offset[p][slot];
+    const header = headerAt(winner, from);
+    const flags = winner.readUInt32LE(from + header + 16);
+    const storedFlags = rewrite === null ? (flags & ~LtdbFlag.RO_FLAGS) >>> 0 : ((flags | LtdbFlag.MIGRATED_WITH_DATA) & ~LtdbFlag.RO_FLAGS) >>> 0;
+    const storedDmaster = rewrite === null ? winner.readUInt32LE(from + header + 8) : rewrite.dmaster;
+    if (copy.readUInt32LE(at + header + 16) !== storedFlags || copy.readUInt32LE(at + header + 8) !== storedDmaster) return false;
+    // The winner's own copy: the same bytes apart from the fields just checked.
+    if (p === w) return true;
+    // A winner stored as it is: one comparison from the lengths to the end.
+    if (storedFlags === flags && storedDmaster === winner.readUInt32LE(from + header + 8)) return copy.compare(winner, from + 8, from + length, at + 8, at + length) === 0;
+    // Lengths, key and rsn; the reserved field; the value.
     return (
-      copy.compare(record, header, header + 8, header, header + 8) === 0 &&
-      copy.compare(record, header + 12, header + 16, header + 12, header + 16) === 0 &&
-      copy.compare(record, header + 20, record.length, header + 20, record.length) === 0 &&
-      copy.compare(record, RECORD_HEADER, header, RECORD_HEADER, header) === 0
+      copy.compare(winner, from + 8, from + header + 8, at + 8, at + header + 8) === 0 &&
+      copy.readUInt32LE(at + header + 12) === winner.readUInt32LE(from + header + 12) &&
+      copy.compare(winner, from + header + 20, from + length, at + header + 20, at + length) === 0
     );
   }
+}
+
+/** FNV-1a over the key of the rec_data at `offset`. */
+function keyHash(buffer: Buffer, offset: number, keyLength: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = offset + RECORD_HEADER, end = i + keyLength; i < end; i++) hash = Math.imul(hash ^ buffer[i], 0x01000193);
+  return hash | 0;
 }
 
 /** The same merge in an LMDB environment of its own under the staging directory. */
@@ -292,7 +395,7 @@ class LmdbStage {
         const key = stageKey(recordKey(record));
         // The fast variant reuses one buffer: fine, the merge only peeks at the header.
         const staged = this.#db.getBinaryFast(key);
-        if (staged === undefined || this.merge(record, position, staged.subarray(POSITION_BYTES), staged.readUInt16LE(0))) {
+        if (staged === undefined || this.merge(record, 0, position, staged, POSITION_BYTES, staged.readUInt16LE(0))) {
           const value = Buffer.allocUnsafe(POSITION_BYTES + record.length);
           value.writeUInt16LE(position, 0);
           record.copy(value, POSITION_BYTES);
@@ -324,10 +427,10 @@ export interface StageOptions {
   label: string;
   stagingDir: string;
   merge: MergeRule;
-  budget?: MemoryBudget;
+  budget: MemoryBudget;
 }
 
-/** Merges in memory until the thread's budget runs out, then moves everything to LMDB. */
+/** Merges in memory until the budget runs out, then moves everything to LMDB. */
 export class MergingStage implements RecordStage {
   #memory: MemoryStage | null;
   #lmdb: LmdbStage | null = null;
@@ -336,7 +439,7 @@ export class MergingStage implements RecordStage {
 
   constructor(private readonly options: StageOptions) {
     this.#memory = new MemoryStage(options.merge, options.nodes);
-    this.#budget = options.budget ?? threadBudget;
+    this.#budget = options.budget;
   }
 
   get spilled(): boolean {
@@ -344,19 +447,21 @@ export class MergingStage implements RecordStage {
   }
 
   add(buffer: Buffer, position: number): number {
-    const records: Buffer[] = [];
-    forEachRecord(buffer, this.options.dbId, (record) => records.push(record));
+    const records = recordOffsets(buffer, this.options.dbId);
+    const count = records.starts.length;
     if (this.#memory !== null) {
-      const cost = buffer.length + records.length * (INDEX_BYTES_PER_RECORD + COPY_BYTES * this.options.nodes);
+      // Whole KiB, as the budget counts them, so that releasing the sum is exact.
+      const cost = Math.ceil((buffer.length + count * (INDEX_BYTES_PER_RECORD + COPY_BYTES * this.options.nodes)) / 1024) * 1024;
       if (this.#budget.reserve(cost)) {
         this.#reserved += cost;
         this.#memory.add(buffer, records, position);
-        return records.length;
+        return count;
       }
       this.#spill();
     }
-    (this.#lmdb as LmdbStage).addRecords(records.map((record) => [record, position]));
-    return records.length;
+    const { starts, sizes } = records;
+    (this.#lmdb as LmdbStage).addRecords(Array.from(starts, (start, i): [Buffer, number] => [exactRecord(buffer, start, sizes[i]), position]));
+    return count;
   }
 
   #spill(): void {
@@ -372,22 +477,25 @@ export class MergingStage implements RecordStage {
   }
 
   /**
-   * The push that gives every node the surviving winners, stored with `rewrite` (volatile
-   * records: the recovery master becomes dmaster). From memory it leaves out what a node
-   * already holds; from LMDB (or for more nodes than a mask holds) every node is wiped and
-   * gets everything, as in 4.17.
+   * The push that gives every node the outcome's records. From memory it leaves out what a
+   * node already holds; from LMDB (or for more nodes than a mask holds) every node is wiped
+   * and gets everything, as in 4.17.
    */
-  plan(keep: Keep, rewrite: HeaderRewrite | null): PushPlan {
-    if (this.#memory !== null && this.options.nodes <= MAX_PLANNED_NODES) return this.#memory.plan(keep, rewrite);
+  plan(outcome: Outcome): PushPlan {
+    if (this.#memory !== null && this.options.nodes <= MAX_PLANNED_NODES) return this.#memory.plan(outcome);
     let survivors = 0;
     const stage = this;
+    const record: RecordRef = { buffer: Buffer.alloc(0), offset: 0, length: 0 };
     return {
       wipe: new Array<boolean>(this.options.nodes).fill(true),
+      record,
       *deliveries() {
-        for (const [record, position] of stage.entries()) {
-          if (!keep(record, position)) continue;
+        for (const [winner, position] of stage.entries()) {
+          if ((outcome.source !== null && position !== outcome.source) || isEmptyAt(winner, 0)) continue;
           survivors++;
-          yield [record, ALL_NODES];
+          record.buffer = winner;
+          record.length = winner.length;
+          yield ALL_NODES;
         }
       },
       survivors: () => survivors,

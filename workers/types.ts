@@ -20,10 +20,12 @@ export interface RecoverDbTask {
   /** Directory for the per-database staging store (removed again when the task ends). */
   stagingDir: string;
   /**
-   * Bytes of pulled records a worker thread merges in memory, over all its databases; a
+   * Bytes of pulled records merged in memory, over all databases that share memoryCounter; a
    * database that does not fit moves to LMDB under stagingDir (default: DEFAULT_MEMORY_BUDGET).
    */
   memoryBudgetBytes?: number;
+  /** The memory budget's counter (MemoryBudget), shared by a pipeline's threads; default: the thread's own. */
+  memoryCounter?: SharedArrayBuffer;
   /**
    * Optional channel to the pipeline (moved with the task): the worker posts a PhaseMessage as
    * each phase starts and gives up when it receives CANCEL_MESSAGE.

@@ -30,16 +30,24 @@ export function recordKey(record: Buffer): Buffer {
   return record.subarray(RECORD_HEADER, RECORD_HEADER + record.readUInt32LE(8));
 }
 
+/** Where each record of a rec_buffer starts, and its exact size (a sender may pad records). */
+export interface RecordOffsets {
+  starts: Uint32Array;
+  sizes: Uint32Array;
+}
+
 /**
- * Checks that the buffer belongs to dbId (any database when null) and is well formed, then hands
- * each record (the exact rec_data bytes, a view into buf) to visit. Every record must carry an
- * ltdb header, as DB_PULL always sends one. A malformed buffer throws before any record is visited.
+ * Checks that the buffer belongs to dbId (any database when null) and is well formed, and says
+ * where its records lie, without making an object per record. Every record must carry an ltdb
+ * header, as DB_PULL always sends one.
  */
-export function forEachRecord(buf: Buffer, dbId: number | null, visit: (record: Buffer) => void): number {
+export function recordOffsets(buf: Buffer, dbId: number | null): RecordOffsets {
   if (buf.length < BUFFER_HEADER) throw new RecBufferError(`rec_buffer of ${buf.length} bytes is shorter than its header`);
   const bufferDb = buf.readUInt32LE(0);
   if (dbId !== null && bufferDb !== dbId) throw new RecBufferError(`rec_buffer for db 0x${bufferDb.toString(16)} where 0x${dbId.toString(16)} was expected`);
   const count = buf.readUInt32LE(4);
+  // Checked before the offset arrays are sized by it.
+  if (count > (buf.length - BUFFER_HEADER) / RECORD_HEADER) throw new RecBufferError(`rec_buffer of ${buf.length} bytes cannot hold ${count} records`);
   const starts = new Uint32Array(count);
   const sizes = new Uint32Array(count);
   let off = BUFFER_HEADER;
@@ -55,12 +63,21 @@ export function forEachRecord(buf: Buffer, dbId: number | null, visit: (record: 
     sizes[i] = size;
     off += length;
   }
-  for (let i = 0; i < count; i++) visit(exactRecord(buf, starts[i], sizes[i]));
-  return count;
+  return { starts, sizes };
+}
+
+/**
+ * Checks the buffer (recordOffsets), then hands each record (the exact rec_data bytes, a view
+ * into buf) to visit. A malformed buffer throws before any record is visited.
+ */
+export function forEachRecord(buf: Buffer, dbId: number | null, visit: (record: Buffer) => void): number {
+  const { starts, sizes } = recordOffsets(buf, dbId);
+  for (let i = 0; i < starts.length; i++) visit(exactRecord(buf, starts[i], sizes[i]));
+  return starts.length;
 }
 
 /** A sender may pad a record; the staged copy is trimmed so its length field is exact. */
-function exactRecord(buf: Buffer, start: number, size: number): Buffer {
+export function exactRecord(buf: Buffer, start: number, size: number): Buffer {
   const record = buf.subarray(start, start + size);
   if (record.readUInt32LE(0) === size) return record;
   const trimmed = Buffer.from(record);
@@ -76,9 +93,10 @@ export interface HeaderRewrite {
 /**
  * Packs staged records into rec_buffers of at most about `limit` bytes (a buffer is closed
  * once it passes the limit, as ctdb_recovery_helper does, so one record may overshoot it).
+ * Each record is copied straight into the buffer being filled.
  */
 export class RecBufferPacker {
-  #parts: Buffer[] = [];
+  #out: Buffer | null = null;
   #size = BUFFER_HEADER;
   #count = 0;
   records = 0;
@@ -90,34 +108,46 @@ export class RecBufferPacker {
     private readonly rewrite: HeaderRewrite | null,
   ) {}
 
-  /** Adds a record; returns a finished buffer when this one filled it. */
-  add(record: Buffer): Buffer | null {
-    this.#parts.push(record);
-    this.#size += record.length;
+  /** Adds the rec_data at `offset` of `source`; returns a finished buffer when this one filled it. */
+  add(source: Buffer, offset = 0, length = source.length - offset): Buffer | null {
+    const out = this.#room(length);
+    source.copy(out, this.#size, offset, offset + length);
+    if (this.rewrite !== null) patchHeader(out, this.#size, this.rewrite);
+    this.#size += length;
     this.#count++;
     return this.#size > this.limit ? this.finish() : null;
   }
 
   /** The pending buffer, or null when nothing is pending. */
   finish(): Buffer | null {
-    if (this.#count === 0) return null;
-    const out = Buffer.allocUnsafe(this.#size);
+    if (this.#count === 0 || this.#out === null) return null;
+    const out = this.#out.subarray(0, this.#size);
     out.writeUInt32LE(this.dbId, 0);
     out.writeUInt32LE(this.#count, 4);
-    let off = BUFFER_HEADER;
-    for (const part of this.#parts) {
-      part.copy(out, off);
-      if (this.rewrite !== null) patchHeader(out, off, this.rewrite);
-      off += part.length;
-    }
     this.records += this.#count;
     this.bytes += out.length;
-    this.#parts = [];
+    this.#out = null;
     this.#size = BUFFER_HEADER;
     this.#count = 0;
     return out;
   }
+
+  /** The buffer being filled, with room for `length` more bytes. */
+  #room(length: number): Buffer {
+    const needed = this.#size + length;
+    if (this.#out !== null && needed <= this.#out.length) return this.#out;
+    // Sized for a whole rec_buffer at once when the limit is sane; grown for an outsized record.
+    const size = Math.max(needed, Math.min(this.limit, MAX_PREALLOCATED) + PACK_SLACK);
+    const grown = Buffer.allocUnsafe(size);
+    this.#out?.copy(grown, 0, 0, this.#size);
+    this.#out = grown;
+    return grown;
+  }
 }
+
+/** A rec_buffer's room is allocated up front up to this much, beyond that it grows. */
+const MAX_PREALLOCATED = 16 * 2 ** 20;
+const PACK_SLACK = 64 * 1024;
 
 // Read-only delegation flags are left alone: the receiving daemon strips them.
 function patchHeader(buf: Buffer, recordAt: number, rewrite: HeaderRewrite): void {

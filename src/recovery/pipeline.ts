@@ -42,7 +42,7 @@ export interface RecoveryPipelineOptions {
   attempts?: number;
   /** The compiled worker (default: dist/workers/recover-db.js of this package). */
   workerFile?: string;
-  /** Each thread's in-memory merge budget (RecoverDbTask.memoryBudgetBytes). */
+  /** Bytes all databases of a recovery may merge in memory (RecoverDbTask.memoryBudgetBytes). */
   memoryBudgetBytes?: number;
 }
 
@@ -80,6 +80,8 @@ export class RecoveryPipeline {
   #pool: Piscina<RecoverDbTask, RecoverDbResult> | null = null;
   readonly #options: RecoveryPipelineOptions;
   readonly #attempts: number;
+  /** What the threads' databases hold in memory (see MemoryBudget). */
+  readonly #memoryCounter = new SharedArrayBuffer(4);
   /** Ports of the tasks in flight, for cancellation. */
   readonly #running = new Set<MessagePort>();
   #closed = false;
@@ -152,7 +154,8 @@ export class RecoveryPipeline {
     this.#running.add(ours);
     try {
       const budget = this.#options.memoryBudgetBytes;
-      return await this.#startedPool().run({ ...(budget !== undefined && { memoryBudgetBytes: budget }), ...task, port: theirs }, { transferList: [theirs] });
+      const shared = { memoryCounter: this.#memoryCounter, ...(budget !== undefined && { memoryBudgetBytes: budget }) };
+      return await this.#startedPool().run({ ...shared, ...task, port: theirs }, { transferList: [theirs] });
     } catch (err) {
       return { dbId: task.dbId, name: task.name, ok: false, records: 0, bytes: 0, durationMs: performance.now() - started, error: `recovery of database ${task.name}: ${(err as Error).message}` };
     } finally {

@@ -50,13 +50,14 @@ export interface SeedRecord {
  * own recovery write path (freeze, transaction, DB_PUSH, commit with the current generation,
  * thaw). Bulk fills with the tool (writekey, ptrans) would take minutes at these sizes.
  */
-export async function seedNode(client: CtdbClient, pnn: number, dbId: number, records: readonly SeedRecord[]): Promise<void> {
+export async function seedNode(client: CtdbClient, pnn: number, dbId: number, records: readonly SeedRecord[], options: { wipe?: boolean } = {}): Promise<void> {
   const controls = new NodeControls(client, 30_000);
   const { generation } = await controls.on(pnn, ControlCode.GETVNNMAP, undefined);
   const transdb = { dbId, tid: generation };
   const srvid = Srvid.RECOVERY | 0xfffe0000n | BigInt(pnn);
   await controls.on(pnn, ControlCode.DB_FREEZE, dbId);
   await controls.on(pnn, ControlCode.DB_TRANSACTION_START, transdb);
+  if (options.wipe === true) await controls.on(pnn, ControlCode.WIPE_DATABASE, transdb);
   await controls.on(pnn, ControlCode.DB_PUSH_START, { dbId, lmaster: 0, srvid });
   const CHUNK = 5000;
   for (let i = 0; i < records.length; i += CHUNK) {
@@ -90,10 +91,18 @@ export function seqnumRecord(seqnum: bigint): SeedRecord {
 /** The recovery benchmark's data set (shared by both recovery suites). */
 export const BENCH_DATABASES = { volatile: 'bench_vol.tdb', persistent: 'bench_pers.tdb' } as const;
 
+/** The benchmark's volatile spread (key i only on node i % n, its dmaster, 100-byte values) on node nodes[n]. */
+export function benchmarkSpread(n: number, nodes: readonly number[], count: number): SeedRecord[] {
+  const records: SeedRecord[] = [];
+  for (let i = n; i < count; i += nodes.length) records.push({ key: `v${i}`, rsn: 1n, dmaster: nodes[n], value: BENCH_VALUE });
+  return records;
+}
+const BENCH_VALUE = 'v'.repeat(100);
+
 /**
- * Seeds `count` volatile records spread like the perf anchors' fill (key i only on node i % n,
- * that node its dmaster, 100-byte values) and a persistent database of `count` records that
- * is identical on every node. `attach` runs `ctdb attach` on node `via`.
+ * Seeds `count` volatile records spread like the perf anchors' fill (benchmarkSpread) and a
+ * persistent database of `count` records that is identical on every node (as transactions
+ * keep it). `attach` runs `ctdb attach` on node `via`.
  */
 export async function seedBenchmarkDatabases(client: CtdbClient, via: number, nodes: readonly number[], count: number, attach: (args: string[]) => Promise<void>): Promise<{ volId: number; persId: number }> {
   await attach(['attach', BENCH_DATABASES.volatile]);
@@ -115,12 +124,9 @@ export async function seedBenchmarkDatabases(client: CtdbClient, via: number, no
     if (waited > 30_000) throw new Error('the benchmark databases did not reach every node within 30 s');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const value = 'v'.repeat(100);
-  const persistent: SeedRecord[] = [seqnumRecord(1n), ...Array.from({ length: count }, (_, i) => ({ key: `p${i}`, rsn: 1n, dmaster: 0, value, flags: 0 }))];
+  const persistent: SeedRecord[] = [seqnumRecord(1n), ...Array.from({ length: count }, (_, i) => ({ key: `p${i}`, rsn: 1n, dmaster: 0, value: BENCH_VALUE, flags: 0 }))];
   for (const [n, pnn] of nodes.entries()) {
-    const volatile: SeedRecord[] = [];
-    for (let i = n; i < count; i += nodes.length) volatile.push({ key: `v${i}`, rsn: 1n, dmaster: pnn, value });
-    await seedNode(client, pnn, volId, volatile);
+    await seedNode(client, pnn, volId, benchmarkSpread(n, nodes, count));
     await seedNode(client, pnn, persId, persistent);
   }
   return { volId, persId };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../src/protocol/rec-buffer';
-import { ALL_NODES, MemoryBudget, MergingStage, fromNode, highestRsn, type Keep } from '../../workers/staging-store';
+import { ALL_NODES, MemoryBudget, MergingStage, fromNode, highestRsn, type Outcome } from '../../workers/staging-store';
 
 const DB = 0x1234;
 
@@ -146,12 +146,13 @@ describe('staging', () => {
 
   it('moves to LMDB when the budget runs out and merges on there', () => {
     const first = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 5, dmaster: 1, value: 'first' })));
-    const budget = new MemoryBudget(first.length + 100 * (64 + 3 * 12));
+    const cost = Math.ceil((first.length + 100 * (64 + 3 * 12)) / 1024) * 1024;
+    const budget = new MemoryBudget(cost);
     const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), budget });
     stages.push(stage);
     stage.add(first, 0);
     expect(stage.spilled).toBe(false);
-    expect(budget.used).toBe(first.length + 100 * (64 + 3 * 12));
+    expect(budget.used).toBe(cost);
     stage.add(buffer([{ key: 'k1', rsn: 6, dmaster: 2, value: 'second' }, { key: 'k2', rsn: 4, dmaster: 2, value: 'stale' }]), 1);
     expect(stage.spilled).toBe(true);
     expect(budget.used).toBe(0);
@@ -159,6 +160,21 @@ describe('staging', () => {
     expect(got.size).toBe(100);
     expect([got.get('k1'), got.get('k2'), got.get('k99')]).toEqual(['second', 'first', 'first']);
     expect(fs.readdirSync(dir).some((f) => f.startsWith('recdb.spill.tdb.'))).toBe(true);
+  });
+
+  it('shares one budget between stages (and threads) through its counter', () => {
+    const counter = new SharedArrayBuffer(4);
+    const records = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 1, dmaster: 1, value: 'x' })));
+    const cost = Math.ceil((records.length + 100 * (64 + 3 * 12)) / 1024) * 1024;
+    const [first, second] = ['one.tdb', 'two.tdb'].map((label) => {
+      const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(cost + 1024, counter) });
+      stages.push(stage);
+      return stage;
+    });
+    first.add(records, 0);
+    second.add(records, 0);
+    expect([first.spilled, second.spilled]).toEqual([false, true]);
+    expect(new MemoryBudget(0, counter).used).toBe(cost);
   });
 
   it('keeps a record that came padded (trimmed to its exact length) in memory', () => {
@@ -186,13 +202,14 @@ describe('staging', () => {
 
   describe('push plan', () => {
     const RM = 0;
-    const volatile = { keep: (r: Buffer) => !isEmptyRecord(r), rewrite: { dmaster: RM } };
     /** What each node gets (key list per node) and which nodes are wiped. */
-    const planOf = (stage: MergingStage, keep: Keep = volatile.keep, rewrite: { dmaster: number } | null = volatile.rewrite) => {
-      const plan = stage.plan(keep, rewrite);
+    const planOf = (stage: MergingStage, outcome: Outcome = { source: null, rewrite: { dmaster: RM } }) => {
+      const plan = stage.plan(outcome);
       const gets: string[][] = [[], [], []];
-      for (const [record, nodes] of plan.deliveries()) {
-        for (let p = 0; p < 3; p++) if (nodes === ALL_NODES || (nodes & (1 << p)) !== 0) gets[p].push(recordKey(record).toString());
+      for (const nodes of plan.deliveries()) {
+        const { buffer, offset, length } = plan.record;
+        const key = recordKey(buffer.subarray(offset, offset + length)).toString();
+        for (let p = 0; p < 3; p++) if (nodes === ALL_NODES || (nodes & (1 << p)) !== 0) gets[p].push(key);
       }
       return { wipe: plan.wipe, gets: gets.map((keys) => keys.sort()), survivors: plan.survivors() };
     };
@@ -236,7 +253,7 @@ describe('staging', () => {
       stage.add(buffer([copy('a', 'old'), copy('b', 'b')]), 0);
       stage.add(buffer([copy('a', 'new'), copy('b', 'b')]), 1);
       stage.add(buffer([copy('a', 'new'), copy('b', 'b'), copy('extra', 'x')]), 2);
-      const plan = planOf(stage, (_r, from) => from === 1, null);
+      const plan = planOf(stage, { source: 1, rewrite: null });
       expect(plan).toEqual({ wipe: [false, false, true], gets: [['a'], [], ['a', 'b']], survivors: 2 });
     });
   });
