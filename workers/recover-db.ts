@@ -75,6 +75,14 @@ interface Pushed {
   wipedNodes: number;
 }
 
+interface PullStream {
+  pnn: number;
+  srvid: bigint;
+  received: number;
+  broken: Error | null;
+  deliver: (data: Buffer) => void;
+}
+
 /** How a kind of database is merged, and what every node keeps of it. */
 interface Recipe {
   merge: MergeRule;
@@ -164,37 +172,50 @@ class DatabaseRecovery {
     const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
     const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, budget });
     this.#stage = stage;
-    await settleInOrder(t.activeNodes.map((pnn, position) => this.#pull(pnn, position, (buffer) => stage.add(buffer, position))));
+    const client = this.#connected();
+    const streams = t.activeNodes.map((pnn, position) => this.#stream(pnn, position, (buffer) => stage.add(buffer, position)));
+    try {
+      // Every stream listens before any pull starts: a daemon busy sending one database must
+      // not hold up the registration that another pull waits for.
+      await Promise.all(streams.map((stream) => client.registerSrvid(stream.srvid, stream.deliver)));
+      await settleInOrder(streams.map((stream) => this.#pull(stream)));
+    } finally {
+      await Promise.all(streams.map((stream) => client.deregisterSrvid(stream.srvid).catch(() => undefined)));
+    }
     return { recipe, stage };
   }
 
   /**
-   * DB_PULL from one node: its rec_buffers arrive as messages before the control's reply and go
-   * to `take`, which returns how many records each held (and throws on a malformed one).
+   * Where node `pnn`'s DB_PULL sends its rec_buffers: each goes to `take`, which returns how
+   * many records it held (and throws on a malformed one).
    */
-  async #pull(pnn: number, stream: number, take: (buffer: Buffer) => number): Promise<void> {
-    const client = this.#connected();
-    const srvid = streamSrvid(this.task.dbId, stream);
-    let received = 0;
-    let broken: Error | null = null;
-    await client.registerSrvid(srvid, (data) => {
-      if (broken !== null) return;
-      const started = performance.now();
-      try {
-        received += take(data);
-      } catch (err) {
-        broken = err as Error;
-      }
-      this.#stagingMs += performance.now() - started;
-    });
-    try {
-      const [count] = await this.#on([pnn], ControlCode.DB_PULL, { dbId: this.task.dbId, lmaster: LMASTER_ANY, srvid });
-      this.#sampleMemory();
-      if (broken !== null) throw new NodeFailure(pnn, `DB_PULL from node ${pnn} sent bad records: ${(broken as Error).message}`);
-      if (count !== received) throw new NodeFailure(pnn, `DB_PULL from node ${pnn} announced ${count} records but ${received} arrived`);
-    } finally {
-      await client.deregisterSrvid(srvid).catch(() => undefined);
-    }
+  #stream(pnn: number, stream: number, take: (buffer: Buffer) => number): PullStream {
+    const pull: PullStream = {
+      pnn,
+      srvid: streamSrvid(this.task.dbId, stream),
+      received: 0,
+      broken: null,
+      deliver: (data) => {
+        if (pull.broken !== null) return;
+        const started = performance.now();
+        try {
+          pull.received += take(data);
+        } catch (err) {
+          pull.broken = err as Error;
+        }
+        this.#stagingMs += performance.now() - started;
+      },
+    };
+    return pull;
+  }
+
+  /** DB_PULL: the node's rec_buffers arrive on the stream as messages before the control's reply. */
+  async #pull(stream: PullStream): Promise<void> {
+    const { pnn } = stream;
+    const [count] = await this.#on([pnn], ControlCode.DB_PULL, { dbId: this.task.dbId, lmaster: LMASTER_ANY, srvid: stream.srvid });
+    this.#sampleMemory();
+    if (stream.broken !== null) throw new NodeFailure(pnn, `DB_PULL from node ${pnn} sent bad records: ${stream.broken.message}`);
+    if (count !== stream.received) throw new NodeFailure(pnn, `DB_PULL from node ${pnn} announced ${count} records but ${stream.received} arrived`);
   }
 
   /** DB_PUSH_START everywhere, each node's records as the plan says, DB_PUSH_CONFIRM of each node's count. */

@@ -93,12 +93,16 @@ export interface HeaderRewrite {
 /**
  * Packs staged records into rec_buffers of at most about `limit` bytes (a buffer is closed
  * once it passes the limit, as ctdb_recovery_helper does, so one record may overshoot it).
- * Each record is copied straight into the buffer being filled.
+ * Records that follow each other in their source are copied in one piece.
  */
 export class RecBufferPacker {
   #out: Buffer | null = null;
   #size = BUFFER_HEADER;
   #count = 0;
+  /** Records added but not copied yet: [runStart, runEnd) of runSource. */
+  #runSource: Buffer | null = null;
+  #runStart = 0;
+  #runEnd = 0;
   records = 0;
   bytes = 0;
 
@@ -110,16 +114,19 @@ export class RecBufferPacker {
 
   /** Adds the rec_data at `offset` of `source`; returns a finished buffer when this one filled it. */
   add(source: Buffer, offset = 0, length = source.length - offset): Buffer | null {
-    const out = this.#room(length);
-    source.copy(out, this.#size, offset, offset + length);
-    if (this.rewrite !== null) patchHeader(out, this.#size, this.rewrite);
-    this.#size += length;
+    if (source !== this.#runSource || offset !== this.#runEnd) {
+      this.#copyRun();
+      this.#runSource = source;
+      this.#runStart = offset;
+    }
+    this.#runEnd = offset + length;
     this.#count++;
-    return this.#size > this.limit ? this.finish() : null;
+    return this.#size + (this.#runEnd - this.#runStart) > this.limit ? this.finish() : null;
   }
 
   /** The pending buffer, or null when nothing is pending. */
   finish(): Buffer | null {
+    this.#copyRun();
     if (this.#count === 0 || this.#out === null) return null;
     const out = this.#out.subarray(0, this.#size);
     out.writeUInt32LE(this.dbId, 0);
@@ -132,11 +139,23 @@ export class RecBufferPacker {
     return out;
   }
 
+  #copyRun(): void {
+    const source = this.#runSource;
+    if (source === null) return;
+    const length = this.#runEnd - this.#runStart;
+    const out = this.#room(length);
+    source.copy(out, this.#size, this.#runStart, this.#runEnd);
+    const end = this.#size + length;
+    if (this.rewrite !== null) for (let at = this.#size; at < end; at += out.readUInt32LE(at)) patchHeader(out, at, this.rewrite);
+    this.#size = end;
+    this.#runSource = null;
+  }
+
   /** The buffer being filled, with room for `length` more bytes. */
   #room(length: number): Buffer {
     const needed = this.#size + length;
     if (this.#out !== null && needed <= this.#out.length) return this.#out;
-    // Sized for a whole rec_buffer at once when the limit is sane; grown for an outsized record.
+    // Sized for a whole rec_buffer at once when the limit is sane; grown for an outsized run.
     const size = Math.max(needed, Math.min(this.limit, MAX_PREALLOCATED) + PACK_SLACK);
     const grown = Buffer.allocUnsafe(size);
     this.#out?.copy(grown, 0, 0, this.#size);
