@@ -4,6 +4,7 @@ import { LtdbFlag } from '../../src/protocol';
 import { RecoveryPipeline, type RecoverDbResult } from '../../src/recovery/pipeline';
 import { useTestCluster } from '../harness/cluster';
 import { RecoveryDriver, localRecords, recoveryModes, seedNode, seqnumRecord, waitForNormal, type SeedRecord } from './helpers';
+import { expectedWinner, mergeCase, storedCopy } from './merge-cases';
 
 const NODES = [0, 1, 2];
 const cluster = useTestCluster({ nodes: 3, impl: 'real' });
@@ -16,40 +17,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => driver?.close());
 
-/** What each node holds before the recovery: per key, per node, a copy or nothing. */
-function volatileCopies(i: number): (SeedRecord | null)[] {
-  const key = `key-${i}`;
-  const copy = (pnn: number, rsn: number, dmaster = pnn, deleted = false): SeedRecord => ({ key, rsn: BigInt(rsn), dmaster, value: deleted ? null : `v${i}-n${pnn}-r${rsn}` });
-  switch (i % 6) {
-    case 0: // every node has a copy: the highest RSN wins
-      return [copy(0, 10), copy(1, 11), copy(2, 12)];
-    case 1: // deleted on the dmaster (highest RSN, no data): stale copies must not come back
-      return [copy(0, 7), copy(1, 9, 1, true), copy(2, 3)];
-    case 2: // only one node has it
-      return [null, copy(1, 4), null];
-    case 3: // RSN tie: the copy naming the recovery master (node 0) as dmaster loses
-      return [copy(0, 5, 0), null, copy(2, 5, 2)];
-    case 4: // RSN tie between non-recovery-master copies: the first pulled (node order) stays
-      return [null, copy(1, 6, 1), copy(2, 7, 1)];
-    default: // the recovery master's own copy is newest
-      return [copy(0, 20), copy(1, 19), null];
-  }
-}
-
-/** A daemon bumps the RSN of a volatile record it stores as its dmaster (so does seeding). */
-function asStored(copy: SeedRecord | null, pnn: number): SeedRecord | null {
-  return copy && { ...copy, rsn: copy.rsn + (copy.dmaster === pnn ? 1n : 0n) };
-}
-
-/** The 4.17 merge, restated independently: the expected winner of a key, or null if deleted/absent. */
-function expectedWinner(copies: (SeedRecord | null)[], recoveryMaster: number): SeedRecord | null {
-  let winner: SeedRecord | null = null;
-  for (const c of copies) {
-    if (c === null) continue;
-    if (winner === null || c.rsn > winner.rsn || (c.rsn === winner.rsn && winner.dmaster === recoveryMaster)) winner = c;
-  }
-  return winner?.value === null ? null : winner;
-}
+/** Seeded through a real ctdbd's DB_PUSH, which gives the copies it is dmaster of the next rsn. */
+const asStored = (copy: SeedRecord | null, pnn: number): SeedRecord | null => storedCopy(copy, pnn, true);
 
 describe('recovery of real ctdbd databases', () => {
   it('merges 10k volatile records by RSN and takes a 10k persistent database from the highest seqnum', async () => {
@@ -59,7 +28,7 @@ describe('recovery of real ctdbd databases', () => {
     const perNode: SeedRecord[][] = NODES.map(() => []);
     const expected = new Map<string, SeedRecord>();
     for (let i = 0; i < COUNT; i++) {
-      const copies = volatileCopies(i);
+      const copies = mergeCase(i, driver.via);
       copies.forEach((c, pnn) => c && perNode[pnn].push(c));
       const winner = expectedWinner(copies.map(asStored), driver.via);
       if (winner !== null) expected.set(winner.key, winner);
