@@ -1,16 +1,17 @@
 // Bench-only N-API addon built by bench/suites/store.ts into a temp dir: Debian's libtdb and our
 // store core (native/tdb/*.cc) behind one interface, in the same process as the JS facade, so
 // the suite can interleave small chunks of work of all three and timing drift hits them alike.
-//   open(impl 'libtdb' | 'native', path, hashSize, mutex, records) -> handle
-//   run(handle, op 'store' | 'fetch' | 'delete', first, count, step) -> thread CPU ns
-//     (keys key-%012zu of index (first + j) * step, j < count; 100-byte values)
+//   open(impl 'libtdb' | 'native', path, hashSize, mutex, records) -> handle (creates the file if missing)
+//   run(handle, op, first, count, step) -> thread CPU ns
+//     (keys key-%012zu of index (first + j) * step, j < count; 100-byte values). op: 'store',
+//     'delete', 'fetch' (each value into a new allocation: tdb_fetch's malloc) or 'fetchInto'
+//     (values copied into one reused buffer: tdb_parse_record + memcpy)
 //   traverse(handle) -> thread CPU ns (read traverse of every record)
 //   close(handle)
 #include <fcntl.h>
 #include <napi.h>
 #include <tdb.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,10 +25,12 @@ namespace {
 
 constexpr unsigned kKeySize = 16;
 constexpr unsigned kValueSize = 100;
-constexpr int kFcntlFlags = TDB_INCOMPATIBLE_HASH;  // the same hash in both modes
-constexpr int kMutexFlags = TDB_INCOMPATIBLE_HASH | TDB_MUTEX_LOCKING;
+// CTDB's volatile-database flags, less CLEAR_IF_FIRST (it would wipe the prefilled file); the
+// same hash in both modes. NOSYNC changes no libtdb work here: these ops never sync.
+constexpr int kFcntlFlags = TDB_NOSYNC | TDB_DISALLOW_NESTING | TDB_INCOMPATIBLE_HASH;
+constexpr int kMutexFlags = kFcntlFlags | TDB_MUTEX_LOCKING;
 
-enum class Op { kStore, kFetch, kDelete };
+enum class Op { kStore, kFetch, kFetchInto, kDelete };
 
 // One implementation's database. Each method returns false on failure.
 class Db {
@@ -35,6 +38,7 @@ class Db {
   virtual ~Db() = default;
   virtual bool Store(const uint8_t* key, const uint8_t* value) = 0;
   virtual bool Fetch(const uint8_t* key, size_t* size) = 0;
+  virtual bool FetchInto(const uint8_t* key, size_t* size) = 0;
   virtual bool Delete(const uint8_t* key) = 0;
   virtual long Traverse() = 0;
 };
@@ -53,12 +57,23 @@ class LibtdbDb : public Db {
     free(d.dptr);
     return true;
   }
+  bool FetchInto(const uint8_t* key, size_t* size) override {
+    auto copy = [](TDB_DATA, TDB_DATA data, void* to) {
+      auto* out = static_cast<std::string*>(to);
+      out->assign(reinterpret_cast<const char*>(data.dptr), data.dsize);
+      return 0;
+    };
+    if (tdb_parse_record(tdb_, Data(key, kKeySize), copy, &value_) != 0) return false;
+    *size = value_.size();
+    return true;
+  }
   bool Delete(const uint8_t* key) override { return tdb_delete(tdb_, Data(key, kKeySize)) == 0; }
   long Traverse() override { return tdb_traverse_read(tdb_, nullptr, nullptr); }
 
  private:
   static TDB_DATA Data(const uint8_t* p, size_t n) { return TDB_DATA{const_cast<uint8_t*>(p), n}; }
   TDB_CONTEXT* tdb_;
+  std::string value_;
 };
 
 class NativeDb : public Db {
@@ -68,6 +83,12 @@ class NativeDb : public Db {
     return store_->Put({key, kKeySize}, {value, kValueSize}, ctdb::tdb::StoreMode::kReplace) == ctdb::tdb::Status::kOk;
   }
   bool Fetch(const uint8_t* key, size_t* size) override {
+    std::string value;
+    if (store_->Fetch({key, kKeySize}, &value) != ctdb::tdb::Status::kOk) return false;
+    *size = value.size();
+    return true;
+  }
+  bool FetchInto(const uint8_t* key, size_t* size) override {
     if (store_->Fetch({key, kKeySize}, &value_) != ctdb::tdb::Status::kOk) return false;
     *size = value_.size();
     return true;
@@ -111,7 +132,6 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   auto bench = std::make_unique<Bench>();
   bench->records = info[4].As<Napi::Number>().Uint32Value();
   bench->name = impl + " " + path;
-  unlink(path.c_str());
   if (impl == "libtdb") {
     TDB_CONTEXT* tdb = tdb_open(path.c_str(), hash_size, flags, O_RDWR | O_CREAT, 0600);
     if (tdb == nullptr) return Throw(env, "tdb_open " + path + " failed");
@@ -143,7 +163,10 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   Bench* b = GetBench(info);
   if (!b->db) return Throw(env, "closed");
   const std::string op_name = info[1].As<Napi::String>().Utf8Value();
-  const Op op = op_name == "store" ? Op::kStore : op_name == "fetch" ? Op::kFetch : Op::kDelete;
+  const Op op = op_name == "store"   ? Op::kStore
+                : op_name == "fetch" ? Op::kFetch
+                : op_name == "fetchInto" ? Op::kFetchInto
+                                     : Op::kDelete;
   const size_t first = info[2].As<Napi::Number>().Uint32Value();
   const size_t count = info[3].As<Napi::Number>().Uint32Value();
   const size_t step = info[4].As<Napi::Number>().Uint32Value();
@@ -159,12 +182,13 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     switch (op) {
       case Op::kStore: ok = b->db->Store(key, v); break;
       case Op::kFetch: ok = b->db->Fetch(key, &size), bytes += size; break;
+      case Op::kFetchInto: ok = b->db->FetchInto(key, &size), bytes += size; break;
       case Op::kDelete: ok = b->db->Delete(key); break;
     }
   }
   const uint64_t spent = ThreadCpuNs() - start;
   if (!ok) return Throw(env, b->name + ": " + op_name + " failed");
-  if (op == Op::kFetch && bytes != count * kValueSize) return Throw(env, b->name + ": fetch read back the wrong sizes");
+  if ((op == Op::kFetch || op == Op::kFetchInto) && bytes != count * kValueSize) return Throw(env, b->name + ": fetch read back the wrong sizes");
   return Napi::Number::New(env, static_cast<double>(spent));
 }
 

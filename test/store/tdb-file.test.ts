@@ -78,6 +78,18 @@ describe('records', () => {
     }
   });
 
+  test('fetched values are plain Buffers that stay intact while later fetches fill new slabs', () => {
+    const db = TdbFile.open(path.join(tmp.dir, 'values.tdb'), { hashSize: 1031 });
+    try {
+      const value = (i: number): Buffer => Buffer.alloc(1 + (i % 3000), i % 251);
+      for (let i = 0; i < 2000; i++) db.store(`k${i}`, value(i));
+      const kept = Array.from({ length: 2000 }, (_, i) => db.fetch(`k${i}`));
+      kept.forEach((v, i) => expect(v).toStrictEqual(value(i)));
+    } finally {
+      db.close();
+    }
+  });
+
   test('a write traverse may delete the record it sits on; a read traverse may not write', () => {
     const db = TdbFile.open(fresh('traverse'));
     try {
