@@ -23,9 +23,11 @@ class WalkGuard {
 
 }  // namespace
 
-Status Store::FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off) {
+Status Store::FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off, ChainPosition* position) {
+  uint32_t link = HashTop(Bucket(hash));
+  bool dead_before = false;
   uint32_t off = 0;
-  Status s = ReadOff(HashTop(Bucket(hash)), &off);
+  Status s = ReadOff(link, &off);
   if (s != Status::kOk) return s;
   WalkGuard guard(map_size_);
   std::string scratch;
@@ -44,9 +46,12 @@ Status Store::FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_of
       }
       if (equal) {
         *rec_off = off;
+        if (position != nullptr) *position = {link, dead_before};
         return Status::kOk;
       }
     }
+    dead_before |= rec->magic == kDeadMagic;
+    link = off;  // `next` is a record's first word
     off = rec->next;
   }
   return Status::kNoExist;
@@ -144,17 +149,20 @@ Status Store::Delete(Span key) {
 Status Store::DeleteLocked(Span key, uint32_t hash) {
   Record rec;
   uint32_t off = 0;
-  Status s = FindInChain(key, hash, &rec, &off);
+  ChainPosition position;
+  Status s = FindInChain(key, hash, &rec, &off, &position);
   if (s != Status::kOk) return s;
   rec.magic = kDeadMagic;
   if ((s = WriteRec(off, rec)) != Status::kOk) return s;
   BumpSeqnum();
-  return TrimDead(hash);
+  // With only live records before it, trimming from the head would just walk past them again.
+  return TrimDead(hash, position.dead_before ? HashTop(Bucket(hash)) : position.link);
 }
 
-// Unlinks and frees the dead records of a chain, except those a traversal sits on.
-Status Store::TrimDead(uint32_t hash) {
-  uint32_t last = HashTop(Bucket(hash));
+// Unlinks and frees the dead records of a chain from the record `from_link` points at on,
+// except those a traversal sits on.
+Status Store::TrimDead(uint32_t hash, uint32_t from_link) {
+  uint32_t last = from_link;
   uint32_t off = 0;
   Status s = ReadOff(last, &off);
   if (s != Status::kOk) return s;

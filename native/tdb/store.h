@@ -194,10 +194,16 @@ class Store {
 
   // --- records, chains and the free list
   uint32_t Bucket(uint32_t hash) const { return hash % hash_size_; }
-  Status FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off);
+  // Where a chain walk found its record: the word pointing at it (the hash top or the previous
+  // record's `next`) and whether a dead record came before it.
+  struct ChainPosition {
+    uint32_t link = 0;
+    bool dead_before = false;
+  };
+  Status FindInChain(Span key, uint32_t hash, Record* rec, uint32_t* rec_off, ChainPosition* position = nullptr);
   Status PutLocked(Span key, Span data, StoreMode mode, uint32_t hash);
   Status DeleteLocked(Span key, uint32_t hash);
-  Status TrimDead(uint32_t hash);
+  Status TrimDead(uint32_t hash, uint32_t from_link);
   Status FreeBlock(uint32_t off, Record rec);  // caller holds the free-list lock
   Status Allocate(uint32_t length, Record* rec, uint32_t* off);
   Status AllocateFromFreelist(uint32_t length, Record* rec, uint32_t* off);
