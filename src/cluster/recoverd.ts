@@ -255,8 +255,17 @@ export class Recoverd {
     }
     if (this.#frozenOnInactive) return;
     for (const db of this.d.databases.newestFirst()) invalidateRecords(db);
-    const { status } = await this.d.router.call(this.d.pnn, ControlCode.FREEZE, undefined);
-    if (status !== 0) throw new Error('Failed to freeze node in STOPPED or BANNED state');
+    // A freeze waits for every lock holder: give up for this loop after RecoverTimeout, as
+    // 4.17's control does; the freeze goes on, and the next loop asks again.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Failed to freeze node in STOPPED or BANNED state: timed out')), this.d.tunables.values.RecoverTimeout * 1000);
+    });
+    try {
+      await Promise.race([this.d.router.call(this.d.pnn, ControlCode.FREEZE, undefined), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
     this.#frozenOnInactive = true;
   }
 

@@ -1,7 +1,7 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
 import { LtdbFlag } from '../protocol';
-import { forEachRecord, recordKey } from '../protocol/rec-buffer';
+import { recordOffsets } from '../protocol/rec-buffer';
 import type { ClusterDatabase } from './database';
 
 const REC_BUFFER_FIXED = 8;
@@ -92,17 +92,20 @@ export class PushSession {
     try {
       const db = this.db;
       db.requireFrozen('push records');
-      this.records += forEachRecord(buffer, null, (record) => {
-        const key = recordKey(record);
-        let value = record.subarray(REC_DATA_FIXED + key.length);
+      const { starts, sizes } = recordOffsets(buffer, null);
+      for (let i = 0; i < starts.length; i++) {
+        const keyAt = starts[i] + REC_DATA_FIXED;
+        const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
+        let value = buffer.subarray(valueAt, starts[i] + sizes[i]);
         const flags = value.readUInt32LE(HEADER_FLAGS_AT);
         // Stored straight from the message; only a record with delegation flags needs a copy.
         if ((flags & LtdbFlag.RO_FLAGS) !== 0) {
           value = Buffer.from(value);
           value.writeUInt32LE((flags & ~LtdbFlag.RO_FLAGS) >>> 0, HEADER_FLAGS_AT);
         }
-        db.file.store(key, value);
-      });
+        db.file.store(buffer.subarray(keyAt, valueAt), value);
+      }
+      this.records += starts.length;
     } catch (err) {
       this.failure = err as Error;
     }
