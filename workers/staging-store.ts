@@ -117,17 +117,6 @@ export class MemoryBudget {
   }
 }
 
-export interface RecordStage {
-  /** Merges one pulled rec_buffer from the node at `position`; returns its record count. Throws if it is malformed. */
-  add(buffer: Buffer, position: number): number;
-  /** Every winning record (raw rec_data), with the position of the node it came from. */
-  entries(): Iterable<[record: Buffer, position: number]>;
-  /** Whether the records now live in files (the budget was exceeded). */
-  readonly spilled: boolean;
-  /** Releases memory and deletes files. */
-  destroy(): Promise<void>;
-}
-
 /**
  * What the recovery leaves on every node: the winners that are not deleted, for persistent
  * databases only those the source node had, stored with `rewrite` (volatile databases: the
@@ -431,7 +420,7 @@ export interface StageOptions {
 }
 
 /** Merges in memory until the budget runs out, then moves everything to LMDB. */
-export class MergingStage implements RecordStage {
+export class MergingStage {
   #memory: MemoryStage | null;
   #lmdb: LmdbStage | null = null;
   #reserved = 0;
