@@ -18,7 +18,7 @@ import type { BenchSuite, SuiteResult } from '../suite';
 
 const NODES = [0, 1, 2];
 const RECORDS = 100_000;
-const RUNS = 3;
+const RUNS = 5;
 const POLL_MS = 5;
 /** The tool runs on this node: it sets recovery mode ACTIVE there, the leader notices. */
 const TOOL_NODE = 0;

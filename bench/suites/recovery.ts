@@ -3,7 +3,8 @@
 // the same cluster and data in the same run.
 //
 // The data set is test/recovery/seed.ts seedBenchmarkDatabases, seeded through each daemon's
-// own DB_PUSH path (ptrans would take over a minute for 100k records).
+// own DB_PUSH path (ptrans would take over a minute for 100k records); the volatile spread is
+// seeded again before every recovery, so that each one moves every volatile record.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { recoverCluster } from '../../src/recovery/cluster-recovery';
 import { RecoveryPipeline } from '../../src/recovery/pipeline';
 import { LocalCluster } from '../../scripts/cluster/local-cluster';
 import { pollUntil } from '../../scripts/cluster/processes';
-import { disableRecoveries, seedBenchmarkDatabases } from '../../test/recovery/seed';
+import { benchmarkSpread, disableRecoveries, seedBenchmarkDatabases, seedNode } from '../../test/recovery/seed';
 import type { BenchSuite, SuiteResult } from '../suite';
 
 const NODES = [0, 1, 2];
@@ -69,14 +70,17 @@ async function run(): Promise<SuiteResult> {
     // Recover through the real leader's daemon, so both make the same node dmaster.
     const leader = Number((await cluster.nodes[0].ctdb(['leader'])).stdout.trim());
     client = await CtdbClient.connect(cluster.nodes[leader].socket);
-    await seedBenchmarkDatabases(client, leader, NODES, RECORDS, async (args) => {
+    const { volId } = await seedBenchmarkDatabases(client, leader, NODES, RECORDS, async (args) => {
       const r = await cluster.nodes[leader].ctdb(args);
       if (r.code !== 0) throw new Error(`ctdb ${args.join(' ')}: ${r.stderr}`);
     });
+    // Each recovery starts from the spread: the one before gave every node every record.
+    const spread = (c: CtdbClient): Promise<unknown> => Promise.all(NODES.map((pnn, n) => seedNode(c, pnn, volId, benchmarkSpread(n, NODES, RECORDS), { wipe: true })));
 
     const measurements: Measurement[] = [];
     for (let i = 1; i <= RUNS; i++) {
       await disableRecoveries(client, NODES, 600);
+      if (i > 1) await spread(client);
       const ours = await recoverCluster(client, pipeline, { socketPath: cluster.nodes[leader].socket, stagingDir });
       if (!ours.ok) throw new Error(`our recovery failed: ${ours.error}`);
       const perDb = (ours.report?.results ?? []).filter((r) => r.name.startsWith('bench_'));
@@ -84,6 +88,7 @@ async function run(): Promise<SuiteResult> {
       const dbTimes = perDb.map((r) => `${r.name} ${(r.durationMs / 1000).toFixed(2)} s`).join(', ');
       measurements.push({ impl: 'ours (pipeline)', run: i, recoveryS: ours.durationMs / 1000, untilNormalS: ours.durationMs / 1000, note: `${dbTimes}; peak worker memory ${memory.toFixed(0)} MiB` });
 
+      await spread(client);
       await disableRecoveries(client, NODES, 0);
       const before = (await clusterState(client)).generations[0];
       const triggered = Date.now();
