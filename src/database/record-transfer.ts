@@ -3,6 +3,9 @@
 import { LtdbFlag } from '../protocol';
 import { recordOffsets } from '../protocol/rec-buffer';
 import type { ClusterDatabase } from './database';
+import { parseLtdbRecord } from '../store';
+import { storeRecord } from './record-store';
+import type { RecordContext } from './record-store';
 
 const REC_BUFFER_FIXED = 8;
 const REC_DATA_FIXED = 16;
@@ -80,6 +83,8 @@ export class PushSession {
   constructor(
     readonly db: ClusterDatabase,
     readonly srvid: bigint,
+    /** This node's view for the store rules (volatile records go through them, as in ctdbd). */
+    private readonly context: () => RecordContext,
   ) {}
 
   /**
@@ -103,7 +108,11 @@ export class PushSession {
           value = Buffer.from(value);
           value.writeUInt32LE((flags & ~LtdbFlag.RO_FLAGS) >>> 0, HEADER_FLAGS_AT);
         }
-        db.file.store(buffer.subarray(keyAt, valueAt), value);
+        const key = buffer.subarray(keyAt, valueAt);
+        if (db.volatile) {
+          const { header, data } = parseLtdbRecord(value);
+          storeRecord(this.context(), db, key, header, data);
+        } else db.file.store(key, value);
       }
       this.records += starts.length;
     } catch (err) {

@@ -134,7 +134,7 @@ describe.each(['ours', 'real'] as const)('vacuuming on 3 nodes (%s)', (impl) => 
     }
     const path = (await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply;
     const flags = (await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.DB_OPEN_FLAGS, dbId)).reply;
-    const holder = await holdAllRecordLock(path, flags);
+    const holder = await holdAllRecordLock(path ?? '', flags);
     let slowestPingMs = 0;
     try {
       // Several vacuum runs (full ones included) come and go meanwhile; node 0 answers throughout.

@@ -44,11 +44,11 @@ export function mergeCase(i: number, master: number): (SeedRecord | null)[] {
 }
 
 /**
- * How node `pnn` stores a seeded copy: Debian's ctdbd gives a volatile record it is dmaster of
- * the next rsn as it stores it (ctdb_ltdb_store_server); ours stores what it is pushed.
+ * How node `pnn` stores a seeded (pushed) copy: a volatile record it is dmaster of gets the next
+ * rsn as it is stored (ctdb_ltdb_store_server's rule, in both daemons).
  */
-export function storedCopy(copy: SeedRecord | null, pnn: number, bumpsOwnRsn: boolean): SeedRecord | null {
-  return copy && { ...copy, rsn: copy.rsn + (bumpsOwnRsn && copy.dmaster === pnn ? 1n : 0n) };
+export function storedCopy(copy: SeedRecord | null, pnn: number): SeedRecord | null {
+  return copy && { ...copy, rsn: copy.rsn + (copy.dmaster === pnn ? 1n : 0n) };
 }
 
 /** The 4.17 merge, restated independently: node after node; null when the winner is deleted or there is none. */

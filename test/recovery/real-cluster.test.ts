@@ -17,9 +17,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => driver?.close());
 
-/** Seeded through a real ctdbd's DB_PUSH, which gives the copies it is dmaster of the next rsn. */
-const asStored = (copy: SeedRecord | null, pnn: number): SeedRecord | null => storedCopy(copy, pnn, true);
-
 describe('recovery of real ctdbd databases', () => {
   it('merges 10k volatile records by RSN and takes a 10k persistent database from the highest seqnum', async () => {
     const volId = await driver.attach('rec_vol.tdb');
@@ -30,7 +27,7 @@ describe('recovery of real ctdbd databases', () => {
     for (let i = 0; i < COUNT; i++) {
       const copies = mergeCase(i, driver.via);
       copies.forEach((c, pnn) => c && perNode[pnn].push(c));
-      const winner = expectedWinner(copies.map(asStored), driver.via);
+      const winner = expectedWinner(copies.map(storedCopy), driver.via);
       if (winner !== null) expected.set(winner.key, winner);
     }
     // Persistent: node 1 has the highest sequence number, node 2 extra keys that must vanish.
@@ -60,7 +57,7 @@ describe('recovery of real ctdbd databases', () => {
         expect(got?.value, `node ${pnn} ${key}`).toBe(winner.value);
         expect(got?.dmaster).toBe(driver.via);
         expect(got?.flags ?? 0).toBe(LtdbFlag.MIGRATED_WITH_DATA);
-        expect(got?.rsn).toBe(asStored({ ...winner, dmaster: driver.via }, pnn)?.rsn);
+        expect(got?.rsn).toBe(storedCopy({ ...winner, dmaster: driver.via }, pnn)?.rsn);
       }
       const pers = await localRecords(cluster(), pnn, 'rec_pers.tdb');
       expect(pers.size).toBe(COUNT + 1);

@@ -18,7 +18,7 @@ function versionOf(records: Map<string, string>): number | string {
   for (let i = 0; i < RECORDS; i++) {
     const value = records.get(`rec-${i}`);
     const m = value === undefined ? null : /^v(\d+)-/.exec(value);
-    if (m === null) return `record rec-${i} is ${value === undefined ? 'missing' : JSON.stringify(value)}`;
+    if (value === undefined || m === null) return `record rec-${i} is ${value === undefined ? 'missing' : JSON.stringify(value)}`;
     if (value !== `v${m[1]}-`.repeat(value.length / `v${m[1]}-`.length)) return `record rec-${i} is torn: ${value}`;
     versions.add(m[1]);
   }

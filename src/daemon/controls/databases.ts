@@ -9,6 +9,7 @@ import { fetchLtdbRecord, storeLtdbRecord } from '../../store';
 import { lmasterOf } from '../../database/lmaster';
 import type { ControlContext, HandlerTable, Outcome } from './types';
 import { OK } from './types';
+import { vacuumingOf } from './vacuum';
 
 const SEQNUM_KEY = Buffer.from('__db_sequence_number__\0');
 const DEFERRED_ATTACH_POLL_MS = 50;
@@ -171,7 +172,7 @@ export const databaseControls: HandlerTable = {
     const db = daemon.databases.require(dbId);
     db.requireFrozen('start a push');
     endPush(daemon, dbId);
-    const session = new PushSession(db, srvid);
+    const session = new PushSession(db, srvid, () => ({ pnn: daemon.pnn, vnnMap: daemon.state.vnnMap, deletions: vacuumingOf(daemon) }));
     const subscriber: Subscriber = { deliver: (_srvid, _packet, data) => session.apply(data) };
     daemon.subscribe(srvid, subscriber);
     daemon.databases.pushes.set(dbId, { session, subscriber });
