@@ -122,7 +122,9 @@ describe.each(['ours', 'real'] as const)('record migration on 3 nodes (%s)', (im
     expect(migrations).toBeGreaterThan(0);
     const stats = await cluster().ctdb(0, ['statistics']);
     const maxHop = Number(/max_hop_count\s+(\d+)/.exec(stats.stdout)?.[1]);
-    expect(maxHop).toBeLessThan(10);
+    // A storm is hundreds of hops; under load a record that moves on while a call chases it can
+    // take a few rounds through its lmaster. HopcountMakeSticky (50) is where 4.17 calls it hot.
+    expect(maxHop).toBeLessThan(50);
     console.log(`concurrent (${impl}): ${3 * clientsPerNode * perClient} increments, ${migrations} migrations, longest fetch ${maxStallMs.toFixed(1)} ms, max hop ${maxHop}`);
   }, 120_000);
 });
