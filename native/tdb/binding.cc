@@ -222,15 +222,24 @@ Napi::Value Traverse(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, count);
 }
 
-// traverseReadBatched(fn(batch) => boolean | void): a read traverse (Store::TraverseChains)
-// that hands records to JS in batches of [u32 key length][u32 data length][key][data]..., one
-// call per ~256 KiB instead of one per record. Returns the records copied, or -status.
+// traverseReadBatched(fn(batch) => boolean | void[, fromChain]): a read traverse
+// (Store::TraverseChains) that hands records to JS in batches of
+// [u32 key length][u32 data length][key][data]..., one call per ~256 KiB instead of one per
+// record. Returns the records copied, or -status. With fromChain it walks one slice, from that
+// chain until about one batch was copied, and returns the chain to resume at (the hash size
+// once the walk is complete): a daemon spreads a big walk over event-loop turns that way.
 Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
   constexpr size_t kBatchBytes = 256 * 1024;
   Napi::Env env = info.Env();
   std::optional<Napi::Function> callback = GetCallback(info, 0);
   if (!callback) return env.Undefined();
   Napi::Function fn = *callback;
+  const bool slice = info.Length() > 1 && info[1].IsNumber();
+  const int64_t from = slice ? info[1].As<Napi::Number>().Int64Value() : 0;
+  if (from < 0 || from > h.store->hash_size()) {
+    Napi::RangeError::New(env, "traverse: chain " + std::to_string(from) + " outside the hash table of " + h.store->path()).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   std::string batch;
   auto deliver = [&]() {
     Napi::HandleScope scope(env);
@@ -239,18 +248,19 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
     return more;
   };
   uint64_t count = 0;
+  uint32_t next = 0;
   bool stopped = false;
   Status s = h.store->TraverseChains([&](Span key, Span data) {
     const uint32_t lens[2] = {static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
     batch.append(reinterpret_cast<const char*>(lens), sizeof(lens));
     batch.append(reinterpret_cast<const char*>(key.data), key.size);
     batch.append(reinterpret_cast<const char*>(data.data), data.size);
-    if (batch.size() < kBatchBytes) return true;
+    if (slice || batch.size() < kBatchBytes) return true;
     stopped = !deliver();
     return !stopped;
-  }, &count);
-  if (s == Status::kOk && !stopped && !batch.empty()) deliver();
-  return TraverseResult(env, s, count);
+  }, &count, static_cast<uint32_t>(from), slice ? kBatchBytes : SIZE_MAX, &next);
+  if (s == Status::kOk && !stopped && !batch.empty() && !deliver()) next = h.store->hash_size();
+  return TraverseResult(env, s, slice ? next : count);
 }
 
 Napi::Value Seqnum(const Napi::CallbackInfo& info, Handle& h) { return Napi::Number::New(info.Env(), h.store->Seqnum()); }

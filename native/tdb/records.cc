@@ -451,31 +451,38 @@ Status Store::CopyChain(uint32_t list, std::vector<CopiedRecord>* records, std::
   return s;
 }
 
-Status Store::TraverseChains(const TraverseFn& fn, uint64_t* count) {
+Status Store::TraverseChains(const TraverseFn& fn, uint64_t* count, uint32_t first, size_t slice_bytes, uint32_t* next) {
   *count = 0;
   std::vector<CopiedRecord> records;
   std::string bytes;
-  for (uint32_t list = 0; list < hash_size_; list++) {
+  size_t copied = 0;
+  uint32_t list = first;
+  while (list < hash_size_ && copied < slice_bytes) {
+    const uint32_t chain = list++;
     // Unlocked peek past empty chains, as libtdb does; chain 0 is always locked (memory barrier).
     uint32_t head = 0;
-    if (list != 0) {
-      Status s = ReadOff(HashTop(list), &head);
+    if (chain != 0) {
+      Status s = ReadOff(HashTop(chain), &head);
       if (s != Status::kOk) return s;
       if (head == 0) continue;
     }
-    Status s = LockList(static_cast<int>(list), F_RDLCK, true);
+    Status s = LockList(static_cast<int>(chain), F_RDLCK, true);
     if (s != Status::kOk) return s;
     records.clear();
     bytes.clear();
-    s = CopyChain(list, &records, &bytes);
-    UnlockList(static_cast<int>(list), F_RDLCK);
+    s = CopyChain(chain, &records, &bytes);
+    UnlockList(static_cast<int>(chain), F_RDLCK);
     if (s != Status::kOk) return s;
+    copied += bytes.size();
     const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
     for (const CopiedRecord& r : records) {
       (*count)++;
-      if (!fn(Span{base + r.pos, r.key_len}, Span{base + r.pos + r.key_len, r.data_len})) return Status::kOk;
+      if (fn(Span{base + r.pos, r.key_len}, Span{base + r.pos + r.key_len, r.data_len})) continue;
+      if (next != nullptr) *next = hash_size_;  // stopped: nothing to resume
+      return Status::kOk;
     }
   }
+  if (next != nullptr) *next = list;
   return Status::kOk;
 }
 

@@ -78,7 +78,11 @@ class Store {
   // The fast whole-database read: each non-empty chain is read-locked only while its live
   // records are copied out, and fn runs with no lock held (so it may even write). No record
   // locks, unlike Traverse: two lock calls per chain instead of about six per record.
-  Status TraverseChains(const TraverseFn& fn, uint64_t* count);
+  Status TraverseChains(const TraverseFn& fn, uint64_t* count) { return TraverseChains(fn, count, 0, SIZE_MAX, nullptr); }
+  // A slice of that walk: chains from `first` on, stopping at the end of the chain that brings
+  // the copied bytes to `slice_bytes`. *next receives the chain to resume at (hash_size() once
+  // every chain was walked), so a caller can spread a big walk over several calls.
+  Status TraverseChains(const TraverseFn& fn, uint64_t* count, uint32_t first, size_t slice_bytes, uint32_t* next);
 
   Status ChainLock(Span key, bool write, bool wait);
   Status ChainUnlock(Span key, bool write);

@@ -15,14 +15,12 @@
 // Where the walk runs. ctdbd forks a child for it; a Node daemon cannot. A second open of the
 // file (a worker thread, or anything in this process) would drop the daemon's own fcntl locks
 // on that file when closed, and the native handle is not shared across threads, so the walk
-// uses the daemon's handle on the event loop, as the batched read traverse: chain locks are
-// taken only inside native code while a chain's records are copied out, never across an
-// event-loop turn or while JS runs, so smbd waits at most for one chain copy. The walk copies
-// the selected records into compact rec_data chunks (one copy, no per-record objects), and
-// the costly part, sending one packet per record, is spread over event-loop turns one chunk
-// at a time, so pings, smbd's record calls and other nodes' packets are served in between.
-// What stays on one turn is the native walk itself (about 3 us per record, as libtdb it locks
-// each record): bounding that too needs a native walk that can resume at a chain.
+// uses the daemon's handle on the event loop, in slices: each turn either copies the next
+// ~256 KiB of chains out (chain locks are taken only inside native code while a chain's records
+// are copied, so smbd waits at most for one chain copy) or sends one small chunk of them, one
+// packet per record. Pings, smbd's record calls and other nodes' packets are served in between,
+// whatever the size of the database. Like ctdbd's child, the walk sees each record at most once
+// but not one moment of the whole file.
 import { ControlCode, Pnn, encode, recDataCodec, traverseAllCodec, traverseAllExtCodec, traverseStartCodec, LTDB_HEADER_SIZE } from '../protocol';
 import type { RecData, TraverseAll, TraverseStartExt } from '../protocol';
 import type { Logger } from '../common/logging';
@@ -94,6 +92,11 @@ interface LocalWalk {
   readonly db: TraversedDatabase;
   readonly request: TraverseAllRequest;
   killed: boolean;
+  /** The hash chain the next slice of the walk starts at; null once the file was walked. */
+  nextChain: number | null;
+  /** Selected records of the last slice, not sent yet (from index `sent` on). */
+  chunks: Buffer[];
+  sent: number;
 }
 
 export class TraverseEngine {
@@ -139,9 +142,9 @@ export class TraverseEngine {
 
   /** TRAVERSE_ALL[_EXT]: walk the local file and stream its records to the originating node. */
   serve(db: TraversedDatabase, request: TraverseAllRequest): void {
-    const walk: LocalWalk = { db, request, killed: false };
+    const walk: LocalWalk = { db, request, killed: false, nextChain: 0, chunks: [], sent: 0 };
     this.#walks.add(walk);
-    setImmediate(() => this.#walk(walk));
+    setImmediate(() => this.#step(walk));
   }
 
   /**
@@ -269,41 +272,49 @@ export class TraverseEngine {
     if (session.pending.size === 0) this.#finish(session);
   }
 
-  #walk(walk: LocalWalk): void {
-    if (walk.killed) return;
-    const { db, request } = walk;
-    const spool = new RecDataSpool(request.reqid);
-    const dmaster = this.host.pnn;
-    try {
-      db.file.traverseRead((key, data) => {
-        if (!db.volatile || isAuthoritative(data, dmaster, request.withEmptyRecords)) spool.add(key, data);
-      });
-    } catch (err) {
-      // As ctdbd: a failed walk still ends, with what it had, so the originator is not kept waiting.
-      this.host.logger.error(`Local traverse failed db:${db.name} reqid:${request.reqid}: ${(err as Error).message}`);
-    }
-    this.#send(walk, spool.finish(), 0);
-  }
-
-  /** Sends one chunk per event-loop turn, then the end marker. */
-  #send(walk: LocalWalk, chunks: Buffer[], next: number): void {
+  /**
+   * One event-loop turn of a walk: one chunk of records to the originator, or the next slice of
+   * the file copied (and filtered) into chunks, or the end marker.
+   */
+  #step(walk: LocalWalk): void {
     const origin = walk.request.pnn;
     if (walk.killed || (origin !== this.host.pnn && !this.host.isConnected(origin))) {
       this.#walks.delete(walk);
       return;
     }
-    if (next === chunks.length) {
+    if (walk.sent < walk.chunks.length) this.#sendChunk(origin, walk.chunks[walk.sent++]);
+    else if (walk.nextChain !== null) this.#walkSlice(walk, walk.nextChain);
+    else {
       this.#walks.delete(walk);
       this.#emit(origin, encode(recDataCodec, { reqid: walk.request.reqid, key: EMPTY, data: EMPTY }));
       return;
     }
-    const chunk = chunks[next];
+    setImmediate(() => this.#step(walk));
+  }
+
+  #walkSlice(walk: LocalWalk, fromChain: number): void {
+    const { db, request } = walk;
+    const spool = new RecDataSpool(request.reqid);
+    const dmaster = this.host.pnn;
+    try {
+      walk.nextChain = db.file.traverseReadSlice(fromChain, (key, data) => {
+        if (!db.volatile || isAuthoritative(data, dmaster, request.withEmptyRecords)) spool.add(key, data);
+      });
+    } catch (err) {
+      // As ctdbd: a failed walk still ends, with what it had, so the originator is not kept waiting.
+      this.host.logger.error(`Local traverse failed db:${db.name} reqid:${request.reqid}: ${(err as Error).message}`);
+      walk.nextChain = null;
+    }
+    walk.chunks = spool.finish();
+    walk.sent = 0;
+  }
+
+  #sendChunk(origin: number, chunk: Buffer): void {
     for (let off = 0; off < chunk.length; ) {
       const length = chunk.readUInt32LE(off);
       this.#emit(origin, chunk.subarray(off, off + length));
       off += length;
     }
-    setImmediate(() => this.#send(walk, chunks, next + 1));
   }
 
   // Records for this node's own traverses skip the trip through the control path.

@@ -42,7 +42,7 @@ export interface NativeTdbHandle {
   repack(): number;
   wipe(): number;
   traverse(write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
-  traverseReadBatched(fn: (batch: Buffer) => boolean | void): number;
+  traverseReadBatched(fn: (batch: Buffer) => boolean | void, fromChain?: number): number;
   seqnum(): number;
   enableSeqnum(): void;
   incrementSeqnum(): void;

@@ -56,10 +56,13 @@ export class TdbFile {
   // after the native traverse has ended, so the native read-only guard no longer applies).
   #readTraverses = 0;
   readonly path: string;
+  /** The file's own (an existing file keeps the size it was created with). */
+  readonly hashSize: number;
 
   private constructor(path: string, handle: NativeTdbHandle) {
     this.path = path;
     this.#handle = handle;
+    this.hashSize = handle.info().hashSize;
   }
 
   static open(path: string, options: TdbOpenOptions = {}): TdbFile {
@@ -167,16 +170,33 @@ export class TdbFile {
    */
   traverseRead(fn: TraverseCallback): number {
     let visited = 0;
-    const handle = this.#h();
+    this.#readBatches('traverse', (deliver) => this.#h().traverseReadBatched(deliver), (key, data) => {
+      visited++;
+      return fn(key, data);
+    });
+    return visited;
+  }
+
+  /**
+   * One slice of a read traverse: the chains from `fromChain` on until about 256 KiB of records
+   * were copied (as traverseRead copies them). Returns the chain the next slice starts at, or
+   * null when the walk is complete (or `fn` returned false). A walk in slices sees each record
+   * at most once (a key never changes chain) but not one moment of the whole file.
+   */
+  traverseReadSlice(fromChain: number, fn: TraverseCallback): number | null {
+    const next = this.#readBatches('traverse', (deliver) => this.#h().traverseReadBatched(deliver, fromChain), fn);
+    return next < this.hashSize ? next : null;
+  }
+
+  #readBatches(op: string, walk: (deliver: (batch: Buffer) => boolean) => number, fn: TraverseCallback): number {
     this.#readTraverses++;
     try {
-      this.#check('traverse', handle.traverseReadBatched((batch) => {
+      return this.#check(op, walk((batch) => {
         for (let off = 0; off < batch.length; ) {
           const keyLength = batch.readUInt32LE(off);
           const dataLength = batch.readUInt32LE(off + 4);
           const keyStart = off + 8;
           off = keyStart + keyLength + dataLength;
-          visited++;
           if (fn(batch.subarray(keyStart, keyStart + keyLength), batch.subarray(keyStart + keyLength, off)) === false) return false;
         }
         return true;
@@ -184,7 +204,6 @@ export class TdbFile {
     } finally {
       this.#readTraverses--;
     }
-    return visited;
   }
 
   /** Blocking write lock on the key's chain (waits for other processes). */

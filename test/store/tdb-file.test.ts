@@ -110,6 +110,30 @@ describe('records', () => {
     }
   });
 
+  test('a read traverse in slices visits every record once, resuming at the chain it stopped at', () => {
+    const db = TdbFile.open(fresh('slices'), { hashSize: 10007 });
+    try {
+      const value = Buffer.alloc(300, 7);
+      for (let i = 0; i < 5000; i++) db.store(`key-${i}`, value);
+      const seen = new Map<string, number>();
+      const starts: number[] = [];
+      for (let chain: number | null = 0; chain !== null; ) {
+        starts.push(chain);
+        chain = db.traverseReadSlice(chain, (key) => void seen.set(key.toString(), (seen.get(key.toString()) ?? 0) + 1));
+      }
+      // ~1.6 MB of records in slices of about 256 KiB.
+      expect(starts.length).toBeGreaterThan(4);
+      expect(starts.length).toBeLessThan(12);
+      expect(seen.size).toBe(5000);
+      expect([...seen.values()].every((count) => count === 1)).toBe(true);
+      expect(db.traverseReadSlice(db.hashSize, () => undefined)).toBeNull();
+      expect(db.traverseReadSlice(0, () => false)).toBeNull();
+      expect(() => db.traverseReadSlice(db.hashSize + 1, () => undefined)).toThrow(/chain 10008 outside the hash table of .*slices\.tdb/);
+    } finally {
+      db.close();
+    }
+  });
+
   test('an exception in a traverse callback propagates and releases the locks', () => {
     const db = TdbFile.open(fresh('throw'));
     try {
