@@ -38,6 +38,8 @@ interface Run {
   dbS: Record<string, number>;
   /** Until `ctdb recover` exits (it polls the generation once a second). */
   toolS: number;
+  /** Ours: the pipeline's phases of each database in ms, from the leader's "Recovered database" lines. */
+  phases: string;
 }
 
 interface LogLine {
@@ -126,7 +128,12 @@ async function measureImpl(impl: DaemonImpl): Promise<Run[]> {
         const hex = db.id.toString(16).padStart(8, '0');
         dbS[db.name] = (lastAt(lines, new RegExp(`Thaw db: ${db.name.replace('.', '\\.')} `)) - firstAt(lines, new RegExp(`recover database 0x${hex}`), leader)) / 1000;
       }
-      runs.push({ impl, run, untilNormalS, activeToNormalS: (triggered + untilNormalS * 1000 - activated) / 1000, startLatencyS: (initiated - triggered) / 1000, leaderS: (complete - initiated) / 1000, dbS, toolS: exited.s });
+      const phases = lines
+        .filter((l) => l.pnn === leader)
+        .map((l) => /Recovered database (\S+): .*\((freeze .*)\)$/.exec(l.text))
+        .flatMap((m) => (m === null ? [] : [`${m[1]}: ${m[2]}`]))
+        .join('; ');
+      runs.push({ impl, run, untilNormalS, activeToNormalS: (triggered + untilNormalS * 1000 - activated) / 1000, startLatencyS: (initiated - triggered) / 1000, leaderS: (complete - initiated) / 1000, dbS, toolS: exited.s, phases });
     }
     return runs;
   } finally {
@@ -163,8 +170,8 @@ async function run(): Promise<SuiteResult> {
   }
   return {
     suite: 'recovery-cluster',
-    columns: ['daemons', 'run', 'trigger→all NORMAL s', 'ACTIVE→all NORMAL s', 'start s', 'leader s', `${BENCH_DATABASES.volatile} s`, `${BENCH_DATABASES.persistent} s`, 'tool exits s'],
-    rows: runs.map((r) => [r.impl, r.run, r.untilNormalS, r.activeToNormalS, r.startLatencyS, r.leaderS, r.dbS[BENCH_DATABASES.volatile], r.dbS[BENCH_DATABASES.persistent], r.toolS]),
+    columns: ['daemons', 'run', 'trigger→all NORMAL s', 'ACTIVE→all NORMAL s', 'start s', 'leader s', `${BENCH_DATABASES.volatile} s`, `${BENCH_DATABASES.persistent} s`, 'tool exits s', 'pipeline phases ms'],
+    rows: runs.map((r) => [r.impl, r.run, r.untilNormalS, r.activeToNormalS, r.startLatencyS, r.leaderS, r.dbS[BENCH_DATABASES.volatile], r.dbS[BENCH_DATABASES.persistent], r.toolS, r.phases]),
     notes,
   };
 }

@@ -38,7 +38,9 @@ export class DeleteQueues implements DeletionQueue {
   }
 
   remove(db: ClusterDatabase, key: Buffer): void {
-    this.#byDb.get(db)?.deletions.delete(keyId(key));
+    const deletions = this.#byDb.get(db)?.deletions;
+    // A recovery push asks for every record it stores: no key string when nothing is queued.
+    if (deletions !== undefined && deletions.size > 0) deletions.delete(keyId(key));
   }
 
   fetch(db: ClusterDatabase, key: Buffer): void {

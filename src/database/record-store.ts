@@ -1,7 +1,7 @@
 // How the daemon reads and writes records of a clustered database: a missing record gets the
 // initial header (owned by its lmaster), and every store follows ctdbd's rules for which empty
 // records to keep, when the rsn moves on and which flags never reach the file.
-import { LtdbFlag } from '../protocol';
+import { LTDB_DMASTER_OFFSET, LTDB_FLAGS_OFFSET, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
 import type { LtdbHeader, VnnMap } from '../protocol';
 import { buildLtdbRecord, parseLtdbRecord } from '../store';
 import type { ClusterDatabase } from './database';
@@ -81,4 +81,34 @@ export function storeRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer
   if (ctx.deletions === undefined || lmaster === undefined) return;
   if (scheduleDeletion) ctx.deletions.schedule(db, key, header);
   else ctx.deletions.remove(db, key);
+}
+
+/**
+ * storeRecord for a whole stored value (header and data) the caller owns, as a recovery push
+ * brings them: the header is rewritten in place. A record with data, where there is an lmaster,
+ * is always kept and needs neither a parse nor a copy (the bulk of a push); the rest take the
+ * general path.
+ */
+export function storePushedRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer, value: Buffer): void {
+  if (!db.volatile || value.length <= LTDB_HEADER_SIZE || ctx.vnnMap.map.length === 0) {
+    const { header, data } = parseLtdbRecord(value);
+    storeRecord(ctx, db, key, header, data);
+    return;
+  }
+  const flags = value.readUInt32LE(LTDB_FLAGS_OFFSET);
+  if (value.readUInt32LE(LTDB_DMASTER_OFFSET) === ctx.pnn && (flags & LtdbFlag.RO_FLAGS) === 0) nextRsn(value);
+  value.writeUInt32LE((flags & ~(LtdbFlag.VACUUM_MIGRATED | LtdbFlag.AUTOMATIC)) >>> 0, LTDB_FLAGS_OFFSET);
+  db.file.store(key, value);
+  ctx.deletions?.remove(db, key);
+}
+
+/** rsn + 1 in place (a u64 at the start of the header), without a BigInt. */
+function nextRsn(value: Buffer): void {
+  const low = value.readUInt32LE(0);
+  if (low !== 0xffffffff) {
+    value.writeUInt32LE(low + 1, 0);
+    return;
+  }
+  value.writeUInt32LE(0, 0);
+  value.writeUInt32LE((value.readUInt32LE(4) + 1) >>> 0, 4);
 }

@@ -1,15 +1,13 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
-import { LtdbFlag } from '../protocol';
+import { LTDB_FLAGS_OFFSET, LtdbFlag } from '../protocol';
 import { recordOffsets } from '../protocol/rec-buffer';
 import type { ClusterDatabase } from './database';
-import { parseLtdbRecord } from '../store';
-import { storeRecord } from './record-store';
+import { storePushedRecord } from './record-store';
 import type { RecordContext } from './record-store';
 
 const REC_BUFFER_FIXED = 8;
 const REC_DATA_FIXED = 16;
-const HEADER_FLAGS_AT = 16;
 
 /**
  * Volatile databases whose records this node stopped vouching for when it went inactive, with
@@ -90,7 +88,8 @@ export class PushSession {
   /**
    * Stores one rec_buffer message. Read-only delegations never survive a recovery. The
    * buffer's db_id is not checked, as ctdbd does not: `ctdb backupdb` files carry an
-   * uninitialised one, and `ctdb restoredb` pushes them as they are.
+   * uninitialised one, and `ctdb restoredb` pushes them as they are. The message is this
+   * session's own: headers are rewritten in place and records stored straight from it.
    */
   apply(buffer: Buffer): void {
     if (this.failure !== null) return;
@@ -98,21 +97,16 @@ export class PushSession {
       const db = this.db;
       db.requireFrozen('push records');
       const { starts, sizes } = recordOffsets(buffer, null);
+      const context = db.volatile ? this.context() : null;
       for (let i = 0; i < starts.length; i++) {
         const keyAt = starts[i] + REC_DATA_FIXED;
         const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
-        let value = buffer.subarray(valueAt, starts[i] + sizes[i]);
-        const flags = value.readUInt32LE(HEADER_FLAGS_AT);
-        // Stored straight from the message; only a record with delegation flags needs a copy.
-        if ((flags & LtdbFlag.RO_FLAGS) !== 0) {
-          value = Buffer.from(value);
-          value.writeUInt32LE((flags & ~LtdbFlag.RO_FLAGS) >>> 0, HEADER_FLAGS_AT);
-        }
+        const flagsAt = valueAt + LTDB_FLAGS_OFFSET;
+        buffer.writeUInt32LE((buffer.readUInt32LE(flagsAt) & ~LtdbFlag.RO_FLAGS) >>> 0, flagsAt);
         const key = buffer.subarray(keyAt, valueAt);
-        if (db.volatile) {
-          const { header, data } = parseLtdbRecord(value);
-          storeRecord(this.context(), db, key, header, data);
-        } else db.file.store(key, value);
+        const value = buffer.subarray(valueAt, starts[i] + sizes[i]);
+        if (context === null) db.file.store(key, value);
+        else storePushedRecord(context, db, key, value);
       }
       this.records += starts.length;
     } catch (err) {

@@ -21,7 +21,7 @@
 // packet per record. Pings, smbd's record calls and other nodes' packets are served in between,
 // whatever the size of the database. Like ctdbd's child, the walk sees each record at most once
 // but not one moment of the whole file.
-import { ControlCode, Pnn, encode, recDataCodec, traverseAllCodec, traverseAllExtCodec, traverseStartCodec, LTDB_HEADER_SIZE } from '../protocol';
+import { ControlCode, Pnn, encode, recDataCodec, traverseAllCodec, traverseAllExtCodec, traverseStartCodec, LTDB_DMASTER_OFFSET, LTDB_HEADER_SIZE } from '../protocol';
 import type { RecData, TraverseAll, TraverseStartExt } from '../protocol';
 import type { Logger } from '../common/logging';
 import type { TdbFile } from '../store';
@@ -328,7 +328,7 @@ export class TraverseEngine {
 function isAuthoritative(data: Buffer, pnn: number, withEmptyRecords: boolean): boolean {
   if (data.length < LTDB_HEADER_SIZE) return false;
   if (data.length === LTDB_HEADER_SIZE && !withEmptyRecords) return false;
-  return data.readUInt32LE(8) === pnn;
+  return data.readUInt32LE(LTDB_DMASTER_OFFSET) === pnn;
 }
 
 /** Records marshalled back to back as rec_data, in chunks of about BATCH_BYTES. */

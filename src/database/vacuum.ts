@@ -23,7 +23,7 @@
 // it starts right after that lock was had, so it finds the file free. A run is abandoned as soon as a recovery starts, the database freezes
 // or goes away, or VacuumMaxRunTime passes; as in ctdbd, only one run is active at a time.
 import type { Logger } from '../common/logging';
-import { CallFlag, CallId, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
+import { CallFlag, CallId, LTDB_DMASTER_OFFSET, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
 import type { RecBuffer, RecData, VnnMap } from '../protocol';
 import { buildLtdbRecord, parseLtdbRecord } from '../store';
 import type { LtdbHeader } from '../store';
@@ -168,7 +168,6 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Where the dmaster is in a stored ltdb header (after the 8-byte rsn). */
-const LTDB_DMASTER_OFFSET = 8;
 
 /** Keys and values packed one after another into one growing buffer: no object per record. */
 class PackedRecords implements Iterable<{ key: Buffer; value: Buffer }> {

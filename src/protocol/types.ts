@@ -50,6 +50,9 @@ export interface LtdbHeader {
 }
 export const ltdbHeaderCodec = struct<LtdbHeader>('ctdb_ltdb_header', [['rsn', u64], ['dmaster', u32], ['reserved1', u32], ['flags', u32], pad(4)]);
 export const LTDB_HEADER_SIZE = 24;
+/** Where fields of the header sit, for code that reads or rewrites them in place. */
+export const LTDB_DMASTER_OFFSET = 8;
+export const LTDB_FLAGS_OFFSET = 16;
 
 /** A record value as stored in a ctdb tdb and carried by traverses: ltdb header, then the value. */
 export interface LtdbRecord {

