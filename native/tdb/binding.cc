@@ -263,6 +263,49 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, slice ? next : count);
 }
 
+// traverseRecBuffers(fn(buffer, records) => boolean | void, limit): the whole database (as
+// TraverseChains reads it) in CTDB's rec_buffer wire layout, as a recovery pull sends it: each
+// buffer has 8 bytes left at the start for the caller's header (db_id, record count), then
+// ctdb_rec_data records (u32 length, u32 reqid = 0, u32 key length, u32 data length, key,
+// data). A buffer is handed over once it holds `limit` bytes or more. Returns the records
+// copied, or -status.
+Napi::Value TraverseRecBuffers(const Napi::CallbackInfo& info, Handle& h) {
+  constexpr size_t kBufferHeader = 8;
+  Napi::Env env = info.Env();
+  std::optional<Napi::Function> callback = GetCallback(info, 0);
+  if (!callback) return env.Undefined();
+  Napi::Function fn = *callback;
+  if (info.Length() < 2 || !info[1].IsNumber() || info[1].As<Napi::Number>().DoubleValue() < 1) {
+    Napi::TypeError::New(env, "traverse: rec_buffer limit must be a positive number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double limit = info[1].As<Napi::Number>().DoubleValue();
+  std::string buffer(kBufferHeader, '\0');
+  uint32_t records = 0;
+  auto deliver = [&]() {
+    Napi::HandleScope scope(env);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(buffer.data());
+    const bool more = GoOn(env, fn.Call({Napi::Buffer<uint8_t>::Copy(env, bytes, buffer.size()), Napi::Number::New(env, records)}));
+    buffer.resize(kBufferHeader);
+    records = 0;
+    return more;
+  };
+  uint64_t count = 0;
+  bool stopped = false;
+  Status s = h.store->TraverseChains([&](Span key, Span data) {
+    const uint32_t fields[4] = {static_cast<uint32_t>(16 + key.size + data.size), 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
+    buffer.append(reinterpret_cast<const char*>(fields), sizeof(fields));
+    buffer.append(reinterpret_cast<const char*>(key.data), key.size);
+    buffer.append(reinterpret_cast<const char*>(data.data), data.size);
+    records++;
+    if (static_cast<double>(buffer.size()) < limit) return true;
+    stopped = !deliver();
+    return !stopped;
+  }, &count);
+  if (s == Status::kOk && !stopped && records > 0) deliver();
+  return TraverseResult(env, s, count);
+}
+
 Napi::Value Seqnum(const Napi::CallbackInfo& info, Handle& h) { return Napi::Number::New(info.Env(), h.store->Seqnum()); }
 
 Napi::Value EnableSeqnum(const Napi::CallbackInfo& info, Handle& h) {
@@ -334,6 +377,7 @@ constexpr MethodEntry kMethods[] = {
     {"wipe", Bound<PlainOp<&Store::Wipe>>},
     {"traverse", Bound<Traverse>},
     {"traverseReadBatched", Bound<TraverseReadBatched>},
+    {"traverseRecBuffers", Bound<TraverseRecBuffers>},
     {"seqnum", Bound<Seqnum>},
     {"enableSeqnum", Bound<EnableSeqnum>},
     {"incrementSeqnum", Bound<IncrementSeqnum>},

@@ -6,7 +6,6 @@ import type { ClusterDatabase } from './database';
 import { storePushedRecord } from './record-store';
 import type { RecordContext } from './record-store';
 
-const REC_BUFFER_FIXED = 8;
 const REC_DATA_FIXED = 16;
 
 /**
@@ -33,44 +32,18 @@ function recordsInvalid(db: ClusterDatabase): boolean {
 
 /**
  * Streams every record (tombstones included) in rec_buffers that are closed once they reach
- * `limit` bytes, as ctdbd's pull does; nothing while the records are invalid. Records are
- * written straight into one reused scratch buffer (`send` must copy what it keeps). Returns
- * the number of records sent.
+ * `limit` bytes, as ctdbd's pull does; nothing while the records are invalid. The store lays
+ * the records out as they go on the wire; `send` gets each buffer to keep. Returns the number
+ * of records sent.
  */
 export function pullRecords(db: ClusterDatabase, limit: number, send: (buffer: Buffer) => void): number {
   db.requireFrozen('pull records');
   if (recordsInvalid(db)) return 0;
-  let out = Buffer.allocUnsafe(Math.max(limit, 4096) + 4096);
-  let size = REC_BUFFER_FIXED;
-  let count = 0;
-  let total = 0;
-  const flush = (): void => {
-    out.writeUInt32LE(db.id, 0);
-    out.writeUInt32LE(count, 4);
-    send(out.subarray(0, size));
-    total += count;
-    size = REC_BUFFER_FIXED;
-    count = 0;
-  };
-  db.file.traverseRead((key, value) => {
-    const length = REC_DATA_FIXED + key.length + value.length;
-    if (size + length > out.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(out.length * 2, size + length));
-      out.copy(bigger, 0, 0, size);
-      out = bigger;
-    }
-    out.writeUInt32LE(length, size);
-    out.writeUInt32LE(0, size + 4);
-    out.writeUInt32LE(key.length, size + 8);
-    out.writeUInt32LE(value.length, size + 12);
-    key.copy(out, size + REC_DATA_FIXED);
-    value.copy(out, size + REC_DATA_FIXED + key.length);
-    size += length;
-    count++;
-    if (size >= limit) flush();
+  return db.file.traverseRecBuffers(limit, (buffer, records) => {
+    buffer.writeUInt32LE(db.id, 0);
+    buffer.writeUInt32LE(records, 4);
+    send(buffer);
   });
-  if (count > 0) flush();
-  return total;
 }
 
 /** A DB_PUSH in progress: counts what it stored; the first bad buffer fails it for good. */

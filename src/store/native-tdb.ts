@@ -43,6 +43,7 @@ export interface NativeTdbHandle {
   wipe(): number;
   traverse(write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
   traverseReadBatched(fn: (batch: Buffer) => boolean | void, fromChain?: number): number;
+  traverseRecBuffers(fn: (buffer: Buffer, records: number) => boolean | void, limit: number): number;
   seqnum(): number;
   enableSeqnum(): void;
   incrementSeqnum(): void;

@@ -188,6 +188,21 @@ export class TdbFile {
     return next < this.hashSize ? next : null;
   }
 
+  /**
+   * The whole file, read as traverseRead reads it, in CTDB's rec_buffer wire layout: each buffer
+   * has 8 bytes at the start for the caller to fill (db_id, record count), then one ctdb_rec_data
+   * per record (reqid 0). A buffer is handed over once it holds `limit` bytes or more, with the
+   * number of records in it; returning false stops. Returns the number of records.
+   */
+  traverseRecBuffers(limit: number, fn: (buffer: Buffer, records: number) => boolean | void): number {
+    this.#readTraverses++;
+    try {
+      return this.#check('traverse', this.#h().traverseRecBuffers(fn, limit));
+    } finally {
+      this.#readTraverses--;
+    }
+  }
+
   #readBatches(op: string, walk: (deliver: (batch: Buffer) => boolean) => number, fn: TraverseCallback): number {
     this.#readTraverses++;
     try {

@@ -110,6 +110,41 @@ describe('records', () => {
     }
   });
 
+  test('traverseRecBuffers lays the records out as rec_buffers of ctdb_rec_data, cut at the limit', () => {
+    const db = TdbFile.open(fresh('rec-buffers'), { hashSize: 10007 });
+    try {
+      for (let i = 0; i < 3000; i++) db.store(`key-${i}`, Buffer.alloc(i % 200, i % 251));
+      const expected: string[] = [];
+      db.traverseRead((key, data) => void expected.push(`${key.toString('hex')}:${data.toString('hex')}`));
+      const seen: string[] = [];
+      const limit = 16 * 1024;
+      const lengths: number[] = [];
+      const total = db.traverseRecBuffers(limit, (buffer, records) => {
+        expect(buffer.readUInt32LE(0)).toBe(0);
+        let off = 8;
+        for (let r = 0; r < records; r++) {
+          const [length, reqid, keyLength, dataLength] = [0, 4, 8, 12].map((at) => buffer.readUInt32LE(off + at));
+          expect([length, reqid]).toEqual([16 + keyLength + dataLength, 0]);
+          const key = buffer.subarray(off + 16, off + 16 + keyLength);
+          seen.push(`${key.toString('hex')}:${buffer.subarray(off + 16 + keyLength, off + length).toString('hex')}`);
+          off += length;
+        }
+        expect(off).toBe(buffer.length);
+        lengths.push(buffer.length);
+      });
+      // Cut as soon as the limit is reached (the last one holds the rest); a record is at most
+      // 16 + 9 + 199 bytes.
+      expect(lengths.slice(0, -1).every((length) => length >= limit && length < limit + 16 + 9 + 199)).toBe(true);
+      expect(total).toBe(3000);
+      expect(seen).toEqual(expected);
+      expect(lengths.length).toBeGreaterThan(10);
+      expect(db.traverseRecBuffers(limit, () => false)).toBeGreaterThan(0);
+      expect(() => db.traverseRecBuffers(0, () => undefined)).toThrow(/limit must be a positive number/);
+    } finally {
+      db.close();
+    }
+  });
+
   test('a read traverse in slices visits every record once, resuming at the chain it stopped at', () => {
     const db = TdbFile.open(fresh('slices'), { hashSize: 10007 });
     try {
