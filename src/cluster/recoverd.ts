@@ -136,6 +136,11 @@ export class Recoverd {
     void this.d.router.send(pnn, this.#flagChange(this.d.state.self.flags, this.d.state.self.flags));
   }
 
+  /** The leader as its last broadcast named it; UNKNOWN while there is none or an election runs. */
+  get knownLeader(): number {
+    return this.election.inProgress ? Pnn.UNKNOWN : this.election.leader;
+  }
+
   peerDisconnected(pnn: number): void {
     if (pnn === this.election.leader) {
       this.log.notice(`Leader node ${pnn} disconnected`);

@@ -369,6 +369,12 @@ export class Daemon implements RouterHost {
     this.#routeMessage(destnode, packet, srvid, data, this.pnn);
   }
 
+  /** A message from this daemon to one subscriber only. */
+  sendMessageTo(sub: Subscriber, srvid: bigint, data: Buffer): void {
+    const packet = encodePacket({ header: this.header(Operation.REQ_MESSAGE, this.pnn, 0), srvid, data });
+    sub.deliver(srvid, packet, data, this.pnn);
+  }
+
   /** Registers an in-daemon subscriber (the recovery master's srvids). */
   subscribe(srvid: bigint, sub: Subscriber): void {
     this.srvids.register(srvid, sub);
