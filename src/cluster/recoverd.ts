@@ -136,9 +136,12 @@ export class Recoverd {
     void this.d.router.send(pnn, this.#flagChange(this.d.state.self.flags, this.d.state.self.flags));
   }
 
-  /** The leader as its last broadcast named it; UNKNOWN while there is none or an election runs. */
-  get knownLeader(): number {
-    return this.election.inProgress ? Pnn.UNKNOWN : this.election.leader;
+  /**
+   * This node leads and goes on leading: its next broadcast will name it. (What it heard from
+   * another leader may be stale: that one may just have given up the role.)
+   */
+  get leadingHere(): boolean {
+    return this.election.isLeader && !this.election.inProgress && this.election.canBeLeader();
   }
 
   peerDisconnected(pnn: number): void {

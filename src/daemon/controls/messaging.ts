@@ -1,5 +1,5 @@
 // srvid registration and the liveness checks Samba does for its server ids.
-import { ControlCode, NodeFlag, Pnn, Srvid, encodeMessage } from '../../protocol';
+import { ControlCode, NodeFlag, Srvid, encodeMessage } from '../../protocol';
 import type { HandlerTable } from './types';
 import { OK } from './types';
 
@@ -9,12 +9,11 @@ export const messagingControls: HandlerTable = {
     daemon.srvids.register(request.srvid, client);
     client.srvids.push(request.srvid);
     // The ctdb tool registers for leader broadcasts and then waits for one (up to a second)
-    // before any command that needs the leader: a client that registers is told at once, after
-    // the reply, what the next broadcast would say.
+    // before any command that needs the leader. On the leader itself the next broadcast is
+    // known: the client is told at once, after the reply.
     if (request.srvid === Srvid.LEADER) {
       setImmediate(() => {
-        const leader = daemon.recoverd.knownLeader;
-        if (leader !== Pnn.UNKNOWN && daemon.srvids.isRegisteredBy(Srvid.LEADER, client)) daemon.sendMessageTo(client, Srvid.LEADER, encodeMessage('LEADER', leader));
+        if (daemon.recoverd.leadingHere && daemon.srvids.isRegisteredBy(Srvid.LEADER, client)) daemon.sendMessageTo(client, Srvid.LEADER, encodeMessage('LEADER', daemon.pnn));
       });
     }
     return OK;
