@@ -173,7 +173,9 @@ export const databaseControls: HandlerTable = {
     db.requireFrozen('start a push');
     endPush(daemon, dbId);
     const session = new PushSession(db, srvid, () => ({ pnn: daemon.pnn, vnnMap: daemon.state.vnnMap, deletions: vacuumingOf(daemon) }));
-    const subscriber: Subscriber = { deliver: (_srvid, _packet, data) => session.apply(data) };
+    // The push rewrites headers in place: it gets its own copy (a client listening to every
+    // srvid sees the message as sent).
+    const subscriber: Subscriber = { deliver: (_srvid, _packet, data) => session.apply(Buffer.from(data)) };
     daemon.subscribe(srvid, subscriber);
     daemon.databases.pushes.set(dbId, { session, subscriber });
     return OK;
