@@ -11,7 +11,7 @@
 // - a node is only wiped when it holds a record that must go, and only given the records it
 //   does not already hold exactly as the push would store them. A node that missed nothing
 //   (a persistent database kept in step by transactions, a second recovery) gets nothing to
-//   store and commits an empty transaction.
+//   store and commits an empty transaction; when no node missed anything there is no push.
 // Pulled rec_buffers never cross a thread boundary: socket → stage → socket, as raw bytes.
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
@@ -224,6 +224,11 @@ class DatabaseRecovery {
     const client = this.#connected();
     const srvid = streamSrvid(t.dbId, PUSH_STREAM);
     const packers = t.activeNodes.map(() => new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite));
+    const deliveries = plan.deliveries();
+    let next = deliveries.next();
+    // Every node holds exactly what it should (typical of a persistent database): a push of
+    // nothing would change nothing, and would only queue behind the other databases' pushes.
+    if (next.done === true) return { records: plan.survivors(), bytes: 0, pushedRecords: 0 };
     await this.#onAll(ControlCode.DB_PUSH_START, { dbId: t.dbId, lmaster: 0, srvid });
     // Up to PUSH_WINDOW bytes go out before we wait for our socket to take them: enough to keep
     // the daemons busy while we pack, and a bound on what waits in memory.
@@ -237,7 +242,8 @@ class DatabaseRecovery {
       await client.flush();
     };
     const { record } = plan;
-    for (const nodes of plan.deliveries()) {
+    for (; next.done !== true; next = deliveries.next()) {
+      const nodes = next.value;
       for (let p = 0; p < packers.length; p++) {
         if (nodes !== ALL_NODES && (nodes & (1 << p)) === 0) continue;
         const full = packers[p].add(record.buffer, record.offset, record.length);
