@@ -3,10 +3,10 @@
 // deleted for good on the active nodes (its tombstone did not survive the recovery in between).
 // Same scenario, same expectations on our daemons and on Debian's ctdbd.
 import { describe, expect, it } from 'vitest';
-import { ControlCode, NodeFlag } from '../../src/protocol';
+import { ControlCode, NodeFlag, RecMode } from '../../src/protocol';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { useTestCluster, type TestCluster } from '../harness/cluster';
-import { localRecords, waitForNormal } from './helpers';
+import { localRecords, recoveryModes, waitForNormal } from './helpers';
 
 const DB = 'zombie.tdb';
 const NODES = [0, 1, 2];
@@ -64,7 +64,10 @@ describe.each(['ours', 'real'] as const)('a record deleted while a node was stop
 
     await run(c, 2, ['stop']);
     await waitForFlag(c, 2, NodeFlag.STOPPED, true);
-    // A stopped node stays in recovery mode.
+    // A stopped node puts itself in recovery mode and freezes (declaring its records invalid)
+    // at its recovery daemon's next pass, which waits while an election runs (4.17's order):
+    // the scenario needs that to have happened before the node continues.
+    await c.waitFor(async () => (await recoveryModes(c, [2]))[0] === RecMode.ACTIVE, 60_000, 'node 2 in recovery mode');
     await waitForNormal(c, 60_000, [0, 1]);
     await run(c, 1, ['deletekey', DB, 'victim']);
     // A recovery without node 2: the deleted record's tombstone is not pushed, so nothing on
