@@ -88,7 +88,8 @@ describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flag
       ours.traverseRead((k, v) => {
         ourView.set(k.toString(), v.toString());
       });
-      expect(ours.check()).toMatchObject({ ok: true });
+      const report = ours.check();
+      expect(report.ok, `our check after kill ${iteration}: ${report.problem}`).toBe(true);
       ours.close();
 
       const libtdbVersion = versionOf(libtdbView);
