@@ -8,7 +8,7 @@ export const messagingControls: HandlerTable = {
     if (client === undefined) return { error: 'srvids can only be registered by local clients' };
     daemon.srvids.register(request.srvid, client);
     client.srvids.push(request.srvid);
-    // The ctdb tool registers for leader broadcasts and then waits for one (up to a second)
+    // The ctdb tool registers for leader broadcasts and then waits for one (up to an interval)
     // before any command that needs the leader. On the leader itself the next broadcast is
     // known: the client is told at once, after the reply.
     if (request.srvid === Srvid.LEADER) {
