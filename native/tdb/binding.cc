@@ -222,6 +222,41 @@ Napi::Value Traverse(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, count);
 }
 
+// Records of a chain walk copied into one growing buffer, each behind a few u32 fields, that JS
+// gets in pieces: a copy of the bytes so far (after `reserved` leading bytes left to the
+// caller) and how many records they hold.
+class RecordBatch {
+ public:
+  RecordBatch(Napi::Env env, Napi::Function fn, size_t reserved) : env_(env), fn_(fn), reserved_(reserved), bytes_(reserved, '\0') {}
+
+  template <size_t N>
+  void Append(const uint32_t (&fields)[N], Span key, Span data) {
+    bytes_.append(reinterpret_cast<const char*>(fields), sizeof(fields));
+    bytes_.append(reinterpret_cast<const char*>(key.data), key.size);
+    bytes_.append(reinterpret_cast<const char*>(data.data), data.size);
+    records_++;
+  }
+  size_t size() const { return bytes_.size(); }
+  bool empty() const { return records_ == 0; }
+
+  // Calls fn(buffer, records) and starts again empty; false when fn asks to stop (or threw).
+  bool Deliver() {
+    Napi::HandleScope scope(env_);
+    Napi::Value buffer = Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
+    const bool more = GoOn(env_, fn_.Call({buffer, Napi::Number::New(env_, records_)}));
+    bytes_.resize(reserved_);
+    records_ = 0;
+    return more;
+  }
+
+ private:
+  Napi::Env env_;
+  Napi::Function fn_;
+  size_t reserved_;
+  std::string bytes_;
+  uint32_t records_ = 0;
+};
+
 // traverseReadBatched(fn(batch) => boolean | void[, fromChain]): a read traverse
 // (Store::TraverseChains) that hands records to JS in batches of
 // [u32 key length][u32 data length][key][data]..., one call per ~256 KiB instead of one per
@@ -233,33 +268,23 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
   Napi::Env env = info.Env();
   std::optional<Napi::Function> callback = GetCallback(info, 0);
   if (!callback) return env.Undefined();
-  Napi::Function fn = *callback;
   const bool slice = info.Length() > 1 && info[1].IsNumber();
   const int64_t from = slice ? info[1].As<Napi::Number>().Int64Value() : 0;
   if (from < 0 || from > h.store->hash_size()) {
     Napi::RangeError::New(env, "traverse: chain " + std::to_string(from) + " outside the hash table of " + h.store->path()).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::string batch;
-  auto deliver = [&]() {
-    Napi::HandleScope scope(env);
-    const bool more = GoOn(env, fn.Call({Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(batch.data()), batch.size())}));
-    batch.clear();
-    return more;
-  };
+  RecordBatch batch(env, *callback, 0);
   uint64_t count = 0;
   uint32_t next = 0;
   bool stopped = false;
   Status s = h.store->TraverseChains([&](Span key, Span data) {
-    const uint32_t lens[2] = {static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
-    batch.append(reinterpret_cast<const char*>(lens), sizeof(lens));
-    batch.append(reinterpret_cast<const char*>(key.data), key.size);
-    batch.append(reinterpret_cast<const char*>(data.data), data.size);
+    batch.Append({static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)}, key, data);
     if (slice || batch.size() < kBatchBytes) return true;
-    stopped = !deliver();
+    stopped = !batch.Deliver();
     return !stopped;
   }, &count, static_cast<uint32_t>(from), slice ? kBatchBytes : SIZE_MAX, &next);
-  if (s == Status::kOk && !stopped && !batch.empty() && !deliver()) next = h.store->hash_size();
+  if (s == Status::kOk && !stopped && !batch.empty() && !batch.Deliver()) next = h.store->hash_size();
   return TraverseResult(env, s, slice ? next : count);
 }
 
@@ -274,35 +299,22 @@ Napi::Value TraverseRecBuffers(const Napi::CallbackInfo& info, Handle& h) {
   Napi::Env env = info.Env();
   std::optional<Napi::Function> callback = GetCallback(info, 0);
   if (!callback) return env.Undefined();
-  Napi::Function fn = *callback;
   if (info.Length() < 2 || !info[1].IsNumber() || info[1].As<Napi::Number>().DoubleValue() < 1) {
     Napi::TypeError::New(env, "traverse: rec_buffer limit must be a positive number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   const double limit = info[1].As<Napi::Number>().DoubleValue();
-  std::string buffer(kBufferHeader, '\0');
-  uint32_t records = 0;
-  auto deliver = [&]() {
-    Napi::HandleScope scope(env);
-    const auto* bytes = reinterpret_cast<const uint8_t*>(buffer.data());
-    const bool more = GoOn(env, fn.Call({Napi::Buffer<uint8_t>::Copy(env, bytes, buffer.size()), Napi::Number::New(env, records)}));
-    buffer.resize(kBufferHeader);
-    records = 0;
-    return more;
-  };
+  RecordBatch buffer(env, *callback, kBufferHeader);
   uint64_t count = 0;
   bool stopped = false;
   Status s = h.store->TraverseChains([&](Span key, Span data) {
-    const uint32_t fields[4] = {static_cast<uint32_t>(16 + key.size + data.size), 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
-    buffer.append(reinterpret_cast<const char*>(fields), sizeof(fields));
-    buffer.append(reinterpret_cast<const char*>(key.data), key.size);
-    buffer.append(reinterpret_cast<const char*>(data.data), data.size);
-    records++;
+    const auto length = static_cast<uint32_t>(16 + key.size + data.size);
+    buffer.Append({length, 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)}, key, data);
     if (static_cast<double>(buffer.size()) < limit) return true;
-    stopped = !deliver();
+    stopped = !buffer.Deliver();
     return !stopped;
   }, &count);
-  if (s == Status::kOk && !stopped && records > 0) deliver();
+  if (s == Status::kOk && !stopped && !buffer.empty()) buffer.Deliver();
   return TraverseResult(env, s, count);
 }
 

@@ -50,6 +50,20 @@ function toKey(key: TdbKey): Buffer {
   return typeof key === 'string' ? Buffer.from(key) : key;
 }
 
+/** Hands each record of a native traverse batch ([u32 key length][u32 data length][key][data]...) to `fn`. */
+function eachRecord(fn: TraverseCallback): (batch: Buffer) => boolean {
+  return (batch) => {
+    for (let off = 0; off < batch.length; ) {
+      const keyLength = batch.readUInt32LE(off);
+      const dataLength = batch.readUInt32LE(off + 4);
+      const keyStart = off + 8;
+      off = keyStart + keyLength + dataLength;
+      if (fn(batch.subarray(keyStart, keyStart + keyLength), batch.subarray(keyStart + keyLength, off)) === false) return false;
+    }
+    return true;
+  };
+}
+
 export class TdbFile {
   #handle: NativeTdbHandle | undefined;
   // Set while traverseRead callbacks run: they may not write (the last batch is delivered
@@ -170,10 +184,14 @@ export class TdbFile {
    */
   traverseRead(fn: TraverseCallback): number {
     let visited = 0;
-    this.#readBatches('traverse', (deliver) => this.#h().traverseReadBatched(deliver), (key, data) => {
-      visited++;
-      return fn(key, data);
-    });
+    this.#readTraverse(() =>
+      this.#h().traverseReadBatched(
+        eachRecord((key, data) => {
+          visited++;
+          return fn(key, data);
+        }),
+      ),
+    );
     return visited;
   }
 
@@ -184,7 +202,7 @@ export class TdbFile {
    * at most once (a key never changes chain) but not one moment of the whole file.
    */
   traverseReadSlice(fromChain: number, fn: TraverseCallback): number | null {
-    const next = this.#readBatches('traverse', (deliver) => this.#h().traverseReadBatched(deliver, fromChain), fn);
+    const next = this.#readTraverse(() => this.#h().traverseReadBatched(eachRecord(fn), fromChain));
     return next < this.hashSize ? next : null;
   }
 
@@ -195,27 +213,14 @@ export class TdbFile {
    * number of records in it; returning false stops. Returns the number of records.
    */
   traverseRecBuffers(limit: number, fn: (buffer: Buffer, records: number) => boolean | void): number {
-    this.#readTraverses++;
-    try {
-      return this.#check('traverse', this.#h().traverseRecBuffers(fn, limit));
-    } finally {
-      this.#readTraverses--;
-    }
+    return this.#readTraverse(() => this.#h().traverseRecBuffers(fn, limit));
   }
 
-  #readBatches(op: string, walk: (deliver: (batch: Buffer) => boolean) => number, fn: TraverseCallback): number {
+  /** Runs a native read traverse whose callbacks may not write. */
+  #readTraverse(walk: () => number): number {
     this.#readTraverses++;
     try {
-      return this.#check(op, walk((batch) => {
-        for (let off = 0; off < batch.length; ) {
-          const keyLength = batch.readUInt32LE(off);
-          const dataLength = batch.readUInt32LE(off + 4);
-          const keyStart = off + 8;
-          off = keyStart + keyLength + dataLength;
-          if (fn(batch.subarray(keyStart, keyStart + keyLength), batch.subarray(keyStart + keyLength, off)) === false) return false;
-        }
-        return true;
-      }));
+      return this.#check('traverse', walk());
     } finally {
       this.#readTraverses--;
     }
