@@ -55,7 +55,8 @@ class Checker {
         return Problem("bad magic " + Hex(rec.magic) + " at " + std::to_string(off));
       }
       const uint64_t total = uint64_t{kRecordHeaderSize} + rec.rec_len;
-      if (rec.rec_len < 4 || rec.rec_len % 4 != 0 || off + total > end)
+      // A recovery area may be empty: a commit points the header at zeroed space first.
+      if ((rec.rec_len < 4 && !(is_recovery && rec.rec_len == 0)) || rec.rec_len % 4 != 0 || off + total > end)
         return Problem("record at " + std::to_string(off) + " has bad length " + std::to_string(rec.rec_len));
       if (is_recovery) {
         blocks_[off] = Seen::kRecovery;

@@ -314,9 +314,34 @@ Status Store::Recover() {
   for (const Entry& e : entries)
     if ((s = Write(e.off, &blob[e.pos], e.len)) != Status::kOk) return s;
   if ((s = Sync(0, map_size_)) != Status::kOk) return s;
-  if (rec.key_len <= head && (s = WriteOff(kRecoveryHeadOfs, 0)) != Status::kOk) return s;
+  // Our commits that moved the area restore the old head, whose area holds no live magic: keep it.
+  uint32_t restored = 0;
+  if ((s = ReadOff(kRecoveryHeadOfs, &restored)) != Status::kOk) return s;
+  if (restored == head && rec.key_len <= head && (s = WriteOff(kRecoveryHeadOfs, 0)) != Status::kOk) return s;
   if ((s = WriteOff(head + offsetof(Record, magic), kRecoveryInvalidMagic)) != Status::kOk) return s;
-  return Sync(0, rec.key_len);
+  if ((s = Sync(0, rec.key_len)) != Status::kOk) return s;
+  return FreeTail(rec.key_len);
+}
+
+// After a rollback nothing reaches past the old end of file, but a commit that grew the file
+// may have written records (and its recovery area) there. libtdb leaves them, and tdb_check
+// then fails on the file; we hand the space to the free list instead. The free record is
+// written before the one-word link, so a crash in between leaves only unreachable space.
+Status Store::FreeTail(uint32_t old_eof) {
+  Oob(map_size_, 1, true);  // the tail ends where the file does, not where our map did
+  if (old_eof < DataStart(hash_size_) || old_eof % 4 != 0 || old_eof >= map_size_) return Status::kOk;
+  const uint32_t length = map_size_ - old_eof;
+  if (length % 4 != 0 || length < kRecordHeaderSize + 4) return Status::kOk;
+  Record rec{};
+  rec.rec_len = length - kRecordHeaderSize;
+  rec.magic = kFreeMagic;
+  Status s = ReadOff(kFreelistTop, &rec.next);
+  if (s == Status::kOk) s = WriteRec(old_eof, rec);
+  if (s == Status::kOk) s = WriteTailer(old_eof, rec);
+  if (s == Status::kOk) s = Sync(old_eof, length);
+  if (s == Status::kOk) s = WriteOff(kFreelistTop, old_eof);
+  if (s == Status::kOk) s = Sync(0, DataStart(hash_size_));
+  return s;
 }
 
 Status Store::ChainLock(Span key, bool write, bool wait) {

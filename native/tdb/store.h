@@ -195,6 +195,7 @@ class Store {
   Status LockAndRecover();
   bool NeedsRecovery();
   Status Recover();
+  Status FreeTail(uint32_t old_eof);
 
   // --- records, chains and the free list
   uint32_t Bucket(uint32_t hash) const { return hash % hash_size_; }

@@ -133,12 +133,21 @@ Status Store::SetupRecovery(uint32_t* magic_offset) {
   }
   uint64_t size = recovery_size();
   uint32_t capacity;
+  const uint32_t current_head = head;
+  uint32_t old_area = 0;
   if (head != 0 && size <= rec.rec_len) {
     capacity = rec.rec_len;
   } else {
     if (head == 0 || uint64_t{head} + kRecordHeaderSize + rec.rec_len != map_size_) {
       // The new area goes at the end; the old one returns to the free list (in the transaction).
       if (head != 0) {
+        // Until the commit lands, the old area must stay something a checker accepts: the
+        // recovery area while the header points at it, zeroed (dead) space once it does not.
+        // Its body is zeroed now, its header together with the move below.
+        std::vector<uint8_t> zeros(rec.rec_len);
+        if ((s = RealWrite(head + kRecordHeaderSize, zeros.data(), rec.rec_len)) != Status::kOk) return s;
+        if ((s = Sync(head, kRecordHeaderSize + rec.rec_len)) != Status::kOk) return s;
+        old_area = head;
         if ((s = FreeBlock(head, rec)) != Status::kOk) return s;
         size = recovery_size();
       }
@@ -153,7 +162,6 @@ Status Store::SetupRecovery(uint32_t* magic_offset) {
     map_size_ = static_cast<uint32_t>(new_end);
     if ((s = Remap()) != Status::kOk) return s;
     txn_->old_map_size = map_size_;
-    if ((s = RealWrite(kRecoveryHeadOfs, &head, 4)) != Status::kOk) return s;
   }
   // [header with magic 0][offset, length, old bytes]...[tailer]
   std::vector<uint8_t> blob(kRecordHeaderSize + size);
@@ -171,6 +179,13 @@ Status Store::SetupRecovery(uint32_t* magic_offset) {
   }
   const uint32_t tailer = kRecordHeaderSize + capacity;
   std::memcpy(&blob[p], &tailer, 4);
+  // The blob holds the header as it was, so a rollback also moves the head back to the old
+  // area (libtdb's recovery drops it instead: the new area lies past the old end of file).
+  if (head != current_head) {
+    if ((s = RealWrite(kRecoveryHeadOfs, &head, 4)) != Status::kOk) return s;
+    // On disk only: the transaction's copy of these bytes holds the area's free-list entry.
+    if (old_area != 0) std::memset(map_ + old_area, 0, kRecordHeaderSize);
+  }
   if ((s = RealWrite(head, blob.data(), static_cast<uint32_t>(blob.size()))) != Status::kOk) return s;
   if ((s = Sync(head, static_cast<uint32_t>(blob.size()))) != Status::kOk) return s;
   // Only once the old data is on disk does the magic make it a live recovery record.

@@ -2,27 +2,16 @@
 // clock left alone, is the injected clock): the leader broadcast, keepalives and the
 // recovery master's timers run on the monotonic clock, so nothing notices — no node is
 // dropped, no election, no recovery.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestCluster } from '../harness/cluster';
+import { LIBFAKETIME } from '../harness/reference-peers';
 import { clusterAgrees } from './status';
-
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
-
-function ensureFaketime(): void {
-  if (fs.existsSync(LIBFAKETIME)) return;
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'faketime'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-}
 
 describe('wall-clock jumps', () => {
   it('±10 years change nothing: same leader, same generation, every node OK', async () => {
-    ensureFaketime();
     const offsetFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ctdb-faketime-')), 'offset');
     fs.writeFileSync(offsetFile, '+0\n');
     const cluster = await TestCluster.start({

@@ -8,10 +8,13 @@ interface ReferencePeer {
   present: () => boolean;
 }
 
-const PACKAGES = ['ctdb', 'tdb-tools', 'python3-tdb', 'samba', 'smbclient', 'samba-testsuite'];
+const PACKAGES = ['ctdb', 'tdb-tools', 'python3-tdb', 'samba', 'smbclient', 'samba-testsuite', 'strace', 'faketime'];
 
 /** Debian's python, the one python3-tdb installs into (a python3 earlier on PATH may be another). */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+/** The injected clock of the wall-clock jump test. */
+export const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
 
 const PEERS: readonly ReferencePeer[] = [
   { what: '/usr/bin/ctdb', present: () => fs.existsSync('/usr/bin/ctdb') },
@@ -20,6 +23,9 @@ const PEERS: readonly ReferencePeer[] = [
   { what: `${DEBIAN_PYTHON}'s tdb module`, present: () => spawnSync(DEBIAN_PYTHON, ['-c', 'import tdb'], { stdio: 'ignore' }).status === 0 },
   // The real-smbd acceptance test (test/smbd): a clustered smbd and the Samba tools that drive it.
   ...['/usr/sbin/smbd', '/usr/bin/smbclient', '/usr/bin/smbtorture', '/usr/bin/pdbedit'].map((file) => ({ what: file, present: () => fs.existsSync(file) })),
+  // Fault injection: strace kills a committing process at an exact syscall (test/store/crash-points);
+  // libfaketime moves the wall clock under running daemons (test/cluster/clock-jump).
+  ...['/usr/bin/strace', LIBFAKETIME].map((file) => ({ what: file, present: () => fs.existsSync(file) })),
 ];
 
 function missingPeers(): string[] {
@@ -45,7 +51,7 @@ function withoutServiceStarts(install: () => void): void {
   }
 }
 
-/** Installs the Debian packages above (ctdb, tdb tools, samba and its test suite) when any reference peer is missing. */
+/** Installs the Debian packages above (ctdb, tdb tools, samba and its test suite, fault injectors) when any is missing. */
 export function ensureReferencePeers(): void {
   const missing = missingPeers();
   if (missing.length === 0) return;

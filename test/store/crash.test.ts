@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TdbFile, TdbFlag } from '../../src/store';
-import { withChildren, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, prng, scaled } from './helpers';
+import { withChildren, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, prng, recoveryArea, scaled } from './helpers';
 
 const ITERATIONS = scaled(100);
 const RECORDS = 300;
@@ -31,13 +31,6 @@ function spinMicros(us: number): void {
   while (process.hrtime.bigint() < end);
 }
 
-/** True when the file holds a live recovery record, i.e. the kill hit the commit proper. */
-function recoveryPending(file: string, hdrOfs: number): boolean {
-  const buf = fs.readFileSync(file);
-  const head = buf.readUInt32LE(hdrOfs + 44);
-  return head !== 0 && buf.readUInt32LE(hdrOfs + head + 20) === 0xf53bc0e7;
-}
-
 const modes = [
   { name: 'fcntl', flags: TdbFlag.DEFAULT, hashSize: 131, seed: 11 },
   { name: 'mutex', flags: TdbFlag.MUTEX_LOCKING | TdbFlag.INCOMPATIBLE_HASH, hashSize: 131, seed: 12 },
@@ -52,7 +45,6 @@ describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flag
     db.transaction(() => {
       for (let i = 0; i < RECORDS; i++) db.store(`rec-${i}`, 'v0-');
     });
-    const hdrOfs = db.info.mutexes ? fs.readFileSync(file).readUInt32LE(64) : 0;
     db.close();
     const rand = prng(seed);
     let pendingSeen = 0;
@@ -75,7 +67,7 @@ describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flag
         }
       });
       await exited;
-      if (recoveryPending(file, hdrOfs)) pendingSeen++;
+      if (recoveryArea(file).pending) pendingSeen++;
 
       // libtdb and our store each recover their own copy of the crashed file.
       const forLibtdb = `${file}.libtdb`;

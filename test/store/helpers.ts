@@ -71,6 +71,14 @@ export function parseHexDump(text: string): RecordMap {
   return map;
 }
 
+/** The header's recovery area offset, and whether a live recovery record waits there (a commit died in it). */
+export function recoveryArea(file: string): { head: number; pending: boolean } {
+  const buf = fs.readFileSync(file);
+  const hdrOfs = buf.readUInt32LE(64); // the header's mutex_size: the logical file starts after the mutexes
+  const head = buf.readUInt32LE(hdrOfs + 44);
+  return { head, pending: head !== 0 && buf.readUInt32LE(hdrOfs + head + 20) === 0xf53bc0e7 };
+}
+
 export async function oracle(args: string[], timeout = 120_000): Promise<string> {
   const { stdout } = await execFileAsync(PYTHON, [ORACLE, ...args], { maxBuffer: 1 << 30, timeout });
   return stdout;
