@@ -112,6 +112,34 @@ napi_value Put(napi_env env, napi_callback_info cbinfo) {
   return HotStatus(env, store->Put(key, data, static_cast<StoreMode>(mode)));
 }
 
+// storeMany(buffer, spans): replace-stores the records whose keys and values lie in `buffer`,
+// described by the Uint32Array `spans` as [key offset, key length, value offset, value length]
+// per record. The count on success; -status of the first store that failed (those before it
+// stay stored). One call for a whole rec_buffer of a recovery push.
+napi_value PutMany(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[2];
+  Store* store = HotArgs(env, cbinfo, argv);
+  Span buffer;
+  if (store == nullptr || !HotSpan(env, argv[0], "records buffer", &buffer)) return nullptr;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  bool is_typed = false;
+  if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint32_array ||
+      length % 4 != 0)
+    return Throw(env, true, "spans must be a Uint32Array of [key offset, key length, value offset, value length] quadruples");
+  const auto* spans = static_cast<const uint32_t*>(data);
+  for (size_t i = 0; i < length; i += 4)
+    if (uint64_t{spans[i]} + spans[i + 1] > buffer.size || uint64_t{spans[i + 2]} + spans[i + 3] > buffer.size)
+      return Throw(env, false, "record " + std::to_string(i / 4) + " of storeMany lies outside the buffer");
+  for (size_t i = 0; i < length; i += 4) {
+    const Status s = store->Put(Span{buffer.data + spans[i], spans[i + 1]}, Span{buffer.data + spans[i + 2], spans[i + 3]}, StoreMode::kReplace);
+    if (s != Status::kOk) return HotStatus(env, s);
+  }
+  return HotNumber(env, static_cast<double>(length / 4));
+}
+
 // --- the other methods (node-addon-api)
 
 using Method = Napi::Value (*)(const Napi::CallbackInfo& info, Handle& h);
@@ -375,6 +403,7 @@ constexpr MethodEntry kMethods[] = {
     {"exists", KeyOp<&Store::Exists>},
     {"delete", KeyOp<&Store::Delete>},
     {"store", Put},
+    {"storeMany", PutMany},
     {"chainLock", Bound<ChainLock>},
     {"chainUnlock", Bound<ChainUnlock>},
     {"chainLockMark", Bound<KeyMethod<&Store::ChainLockMark>>},

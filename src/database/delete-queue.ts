@@ -38,9 +38,12 @@ export class DeleteQueues implements DeletionQueue {
   }
 
   remove(db: ClusterDatabase, key: Buffer): void {
-    const deletions = this.#byDb.get(db)?.deletions;
-    // A recovery push asks for every record it stores: no key string when nothing is queued.
-    if (deletions !== undefined && deletions.size > 0) deletions.delete(keyId(key));
+    // Every store asks: no key string when nothing is queued.
+    if (this.queued(db)) this.#byDb.get(db)?.deletions.delete(keyId(key));
+  }
+
+  queued(db: ClusterDatabase): boolean {
+    return (this.#byDb.get(db)?.deletions.size ?? 0) > 0;
   }
 
   fetch(db: ClusterDatabase, key: Buffer): void {

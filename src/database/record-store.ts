@@ -3,6 +3,7 @@
 // records to keep, when the rsn moves on and which flags never reach the file.
 import { LTDB_DMASTER_OFFSET, LTDB_FLAGS_OFFSET, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
 import type { LtdbHeader, VnnMap } from '../protocol';
+import { REC_DATA_FIXED } from '../protocol/rec-buffer';
 import { buildLtdbRecord, parseLtdbRecord } from '../store';
 import type { ClusterDatabase } from './database';
 import { lmasterOf } from './lmaster';
@@ -16,6 +17,8 @@ export interface LocalRecord {
 export interface DeletionQueue {
   schedule(db: ClusterDatabase, key: Buffer, header: LtdbHeader): void;
   remove(db: ClusterDatabase, key: Buffer): void;
+  /** Whether anything of `db` waits: a push then need not name each key it stores. */
+  queued(db: ClusterDatabase): boolean;
 }
 
 export interface RecordContext {
@@ -84,31 +87,57 @@ export function storeRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer
 }
 
 /**
- * storeRecord for a whole stored value (header and data) the caller owns, as a recovery push
- * brings them: the header is rewritten in place. A record with data, where there is an lmaster,
- * is always kept and needs neither a parse nor a copy (the bulk of a push); the rest take the
- * general path.
+ * Stores the records of one rec_buffer a recovery push brought (`starts` and `sizes` locate
+ * them) by storeRecord's rules, rewriting their headers in place in `buffer`. Read-only
+ * delegations never survive a recovery. A volatile record with data, where there is an
+ * lmaster, is always kept: those (the bulk of a push) and all persistent records, which are
+ * stored as they come, need neither a parse nor a copy and go to the file in one call; the
+ * rest take storeRecord.
  */
-export function storePushedRecord(ctx: RecordContext, db: ClusterDatabase, key: Buffer, value: Buffer): void {
-  if (!db.volatile || value.length <= LTDB_HEADER_SIZE || ctx.vnnMap.map.length === 0) {
-    const { header, data } = parseLtdbRecord(value);
-    storeRecord(ctx, db, key, header, data);
-    return;
+export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buffer: Buffer, starts: Uint32Array, sizes: Uint32Array): void {
+  const spans = new Uint32Array(starts.length * 4);
+  let batched = 0;
+  const flush = (): void => {
+    if (batched > 0) db.file.storeMany(buffer, spans.subarray(0, batched * 4));
+    batched = 0;
+  };
+  const generalRules = db.volatile && ctx.vnnMap.map.length === 0;
+  const dequeue = db.volatile && ctx.deletions !== undefined && ctx.deletions.queued(db);
+  for (let i = 0; i < starts.length; i++) {
+    const keyAt = starts[i] + REC_DATA_FIXED;
+    const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
+    const valueLength = starts[i] + sizes[i] - valueAt;
+    const flagsAt = valueAt + LTDB_FLAGS_OFFSET;
+    let flags = (buffer.readUInt32LE(flagsAt) & ~LtdbFlag.RO_FLAGS) >>> 0;
+    if (db.volatile) {
+      if (generalRules || valueLength <= LTDB_HEADER_SIZE) {
+        buffer.writeUInt32LE(flags, flagsAt);
+        flush();
+        const { header, data } = parseLtdbRecord(buffer.subarray(valueAt, valueAt + valueLength));
+        storeRecord(ctx, db, buffer.subarray(keyAt, valueAt), header, data);
+        continue;
+      }
+      if (buffer.readUInt32LE(valueAt + LTDB_DMASTER_OFFSET) === ctx.pnn) nextRsn(buffer, valueAt);
+      flags = (flags & ~(LtdbFlag.VACUUM_MIGRATED | LtdbFlag.AUTOMATIC)) >>> 0;
+      if (dequeue) ctx.deletions?.remove(db, buffer.subarray(keyAt, valueAt));
+    }
+    buffer.writeUInt32LE(flags, flagsAt);
+    const at = batched++ * 4;
+    spans[at] = keyAt;
+    spans[at + 1] = valueAt - keyAt;
+    spans[at + 2] = valueAt;
+    spans[at + 3] = valueLength;
   }
-  const flags = value.readUInt32LE(LTDB_FLAGS_OFFSET);
-  if (value.readUInt32LE(LTDB_DMASTER_OFFSET) === ctx.pnn && (flags & LtdbFlag.RO_FLAGS) === 0) nextRsn(value);
-  value.writeUInt32LE((flags & ~(LtdbFlag.VACUUM_MIGRATED | LtdbFlag.AUTOMATIC)) >>> 0, LTDB_FLAGS_OFFSET);
-  db.file.store(key, value);
-  ctx.deletions?.remove(db, key);
+  flush();
 }
 
-/** rsn + 1 in place (a u64 at the start of the header), without a BigInt. */
-function nextRsn(value: Buffer): void {
-  const low = value.readUInt32LE(0);
+/** rsn + 1 in place (a u64 at the start of the header at `at`), without a BigInt. */
+function nextRsn(buffer: Buffer, at: number): void {
+  const low = buffer.readUInt32LE(at);
   if (low !== 0xffffffff) {
-    value.writeUInt32LE(low + 1, 0);
+    buffer.writeUInt32LE(low + 1, at);
     return;
   }
-  value.writeUInt32LE(0, 0);
-  value.writeUInt32LE((value.readUInt32LE(4) + 1) >>> 0, 4);
+  buffer.writeUInt32LE(0, at);
+  buffer.writeUInt32LE((buffer.readUInt32LE(at + 4) + 1) >>> 0, at + 4);
 }

@@ -1,12 +1,9 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
-import { LTDB_FLAGS_OFFSET, LtdbFlag } from '../protocol';
 import { recordOffsets } from '../protocol/rec-buffer';
 import type { ClusterDatabase } from './database';
-import { storePushedRecord } from './record-store';
+import { storePushedRecords } from './record-store';
 import type { RecordContext } from './record-store';
-
-const REC_DATA_FIXED = 16;
 
 /**
  * Volatile databases whose records this node stopped vouching for when it went inactive, with
@@ -70,17 +67,7 @@ export class PushSession {
       const db = this.db;
       db.requireFrozen('push records');
       const { starts, sizes } = recordOffsets(buffer, null);
-      const context = db.volatile ? this.context() : null;
-      for (let i = 0; i < starts.length; i++) {
-        const keyAt = starts[i] + REC_DATA_FIXED;
-        const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
-        const flagsAt = valueAt + LTDB_FLAGS_OFFSET;
-        buffer.writeUInt32LE((buffer.readUInt32LE(flagsAt) & ~LtdbFlag.RO_FLAGS) >>> 0, flagsAt);
-        const key = buffer.subarray(keyAt, valueAt);
-        const value = buffer.subarray(valueAt, starts[i] + sizes[i]);
-        if (context === null) db.file.store(key, value);
-        else storePushedRecord(context, db, key, value);
-      }
+      storePushedRecords(this.context(), db, buffer, starts, sizes);
       this.records += starts.length;
     } catch (err) {
       this.failure = err as Error;

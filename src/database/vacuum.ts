@@ -230,6 +230,10 @@ export class Vacuuming implements DeletionQueue {
     this.#queues.remove(db, key);
   }
 
+  queued(db: ClusterDatabase): boolean {
+    return this.#queues.queued(db);
+  }
+
   /** VACUUM_FETCH from another node: these records are to be migrated here and deleted. */
   fetch(db: ClusterDatabase, records: readonly RecData[]): void {
     for (const record of records) this.#queues.fetch(db, record.key);

@@ -8,13 +8,14 @@ import { LtdbFlag } from './constants';
 import { LTDB_HEADER_SIZE } from './types';
 
 const BUFFER_HEADER = 8;
-const RECORD_HEADER = 16;
+/** The fixed part of a rec_data, before its key: length, reqid, keylen, datalen. */
+export const REC_DATA_FIXED = 16;
 
 export class RecBufferError extends Error {}
 
 /** Offset of the ltdb header inside a staged rec_data. */
 function headerOffset(record: Buffer): number {
-  return RECORD_HEADER + record.readUInt32LE(8);
+  return REC_DATA_FIXED + record.readUInt32LE(8);
 }
 export function recordRsn(record: Buffer): bigint {
   return record.readBigUInt64LE(headerOffset(record));
@@ -27,7 +28,7 @@ export function isEmptyRecord(record: Buffer): boolean {
   return record.readUInt32LE(12) <= LTDB_HEADER_SIZE;
 }
 export function recordKey(record: Buffer): Buffer {
-  return record.subarray(RECORD_HEADER, RECORD_HEADER + record.readUInt32LE(8));
+  return record.subarray(REC_DATA_FIXED, REC_DATA_FIXED + record.readUInt32LE(8));
 }
 
 /** Where each record of a rec_buffer starts, and its exact size (a sender may pad records). */
@@ -47,16 +48,16 @@ export function recordOffsets(buf: Buffer, dbId: number | null): RecordOffsets {
   if (dbId !== null && bufferDb !== dbId) throw new RecBufferError(`rec_buffer for db 0x${bufferDb.toString(16)} where 0x${dbId.toString(16)} was expected`);
   const count = buf.readUInt32LE(4);
   // Checked before the offset arrays are sized by it.
-  if (count > (buf.length - BUFFER_HEADER) / RECORD_HEADER) throw new RecBufferError(`rec_buffer of ${buf.length} bytes cannot hold ${count} records`);
+  if (count > (buf.length - BUFFER_HEADER) / REC_DATA_FIXED) throw new RecBufferError(`rec_buffer of ${buf.length} bytes cannot hold ${count} records`);
   const starts = new Uint32Array(count);
   const sizes = new Uint32Array(count);
   let off = BUFFER_HEADER;
   for (let i = 0; i < count; i++) {
-    if (off + RECORD_HEADER > buf.length) throw new RecBufferError(`rec_buffer ends inside record ${i} of ${count}`);
+    if (off + REC_DATA_FIXED > buf.length) throw new RecBufferError(`rec_buffer ends inside record ${i} of ${count}`);
     const length = buf.readUInt32LE(off);
     const keylen = buf.readUInt32LE(off + 8);
     const datalen = buf.readUInt32LE(off + 12);
-    const size = RECORD_HEADER + keylen + datalen;
+    const size = REC_DATA_FIXED + keylen + datalen;
     if (length < size || off + length > buf.length) throw new RecBufferError(`record ${i}: length ${length} does not hold key ${keylen} + data ${datalen}`);
     if (datalen < LTDB_HEADER_SIZE) throw new RecBufferError(`record ${i}: ${datalen} bytes of data cannot hold an ltdb header`);
     starts[i] = off;
@@ -170,7 +171,7 @@ const PACK_SLACK = 64 * 1024;
 
 // Read-only delegation flags are left alone: the receiving daemon strips them.
 function patchHeader(buf: Buffer, recordAt: number, rewrite: HeaderRewrite): void {
-  const header = recordAt + RECORD_HEADER + buf.readUInt32LE(recordAt + 8);
+  const header = recordAt + REC_DATA_FIXED + buf.readUInt32LE(recordAt + 8);
   buf.writeUInt32LE(rewrite.dmaster, header + 8);
   buf.writeUInt32LE((buf.readUInt32LE(header + 16) | LtdbFlag.MIGRATED_WITH_DATA) >>> 0, header + 16);
 }

@@ -29,6 +29,7 @@ export interface NativeTdbHandle {
   exists(key: Buffer): number;
   delete(key: Buffer): number;
   store(key: Buffer, data: Buffer, mode: number): number;
+  storeMany(buffer: Buffer, spans: Uint32Array): number;
   chainLock(key: Buffer, write: boolean, wait: boolean): number;
   chainUnlock(key: Buffer, write: boolean): number;
   chainLockMark(key: Buffer): number;

@@ -162,6 +162,16 @@ export class TdbFile {
     this.#check('store', this.#h().store(toKey(key), value, mode));
   }
 
+  /**
+   * Stores (replacing) many records that lie in one buffer in one native call: `spans` holds
+   * [key offset, key length, value offset, value length] per record. A failure leaves the
+   * records before it stored.
+   */
+  storeMany(buffer: Buffer, spans: Uint32Array): void {
+    this.#writable('store');
+    this.#check('store', this.#h().storeMany(buffer, spans));
+  }
+
   /** Returns false if there was no such record. */
   delete(key: TdbKey): boolean {
     this.#writable('delete');

@@ -1,10 +1,13 @@
-// The recovery push's in-place store (storePushedRecord) against the general store rules
-// (storeRecord): every kind of header gives the same file and the same delete-queue calls.
+// The recovery push's store of a whole rec_buffer (storePushedRecords: headers rewritten in
+// place, records batched into one native call) against the general store rules (storeRecord,
+// read-only flags dropped as a push drops them): every kind of header gives the same file and
+// the same delete-queue calls.
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LtdbFlag } from '../../src/protocol';
+import { LtdbFlag, encodeRecBuffer } from '../../src/protocol';
+import { recordOffsets } from '../../src/protocol/rec-buffer';
 import type { LtdbHeader } from '../../src/protocol';
-import { storePushedRecord, storeRecord, type DeletionQueue, type RecordContext } from '../../src/database/record-store';
+import { storePushedRecords, storeRecord, type DeletionQueue, type RecordContext } from '../../src/database/record-store';
 import type { ClusterDatabase } from '../../src/database/database';
 import { CTDB_VOLATILE_FLAGS, TdbFile, buildLtdbRecord } from '../../src/store';
 import { makeTempDir } from '../store/helpers';
@@ -23,6 +26,7 @@ function recordingQueue(calls: string[]): DeletionQueue {
   return {
     schedule: (_db, key, header) => calls.push(`schedule ${key.toString()} rsn ${header.rsn}`),
     remove: (_db, key) => calls.push(`remove ${key.toString()}`),
+    queued: () => true,
   };
 }
 
@@ -41,7 +45,7 @@ describe.each([
   { kind: 'volatile, 3 lmasters', volatile: true, map: [0, 1, 2] },
   { kind: 'volatile, no vnn map', volatile: true, map: [] },
   { kind: 'persistent', volatile: false, map: [0, 1, 2] },
-])('storePushedRecord ($kind)', ({ volatile, map }) => {
+])('storePushedRecords ($kind)', ({ volatile, map }) => {
   it('stores what storeRecord stores and tells the delete queue the same', () => {
     const general = database(`general-${volatile}-${map.length}.tdb`, volatile);
     const inPlace = database(`in-place-${volatile}-${map.length}.tdb`, volatile);
@@ -49,13 +53,13 @@ describe.each([
     const inPlaceCalls: string[] = [];
     const context = (calls: string[]): RecordContext => ({ pnn: PNN, vnnMap: { generation: 1, map }, deletions: recordingQueue(calls) });
     try {
-      headers.forEach((header, i) => {
-        for (const data of [Buffer.alloc(0), Buffer.from(`value ${i}`)]) {
-          const key = Buffer.from(`key ${i} ${data.length}`);
-          storeRecord(context(generalCalls), general, key, { ...header }, data);
-          storePushedRecord(context(inPlaceCalls), inPlace, key, buildLtdbRecord(header, data));
-        }
-      });
+      const records = headers.flatMap((header, i) =>
+        [Buffer.alloc(0), Buffer.from(`value ${i}`)].map((data) => ({ reqid: 0, key: Buffer.from(`key ${i} ${data.length}`), header, data })),
+      );
+      for (const { key, header, data } of records) storeRecord(context(generalCalls), general, key, { ...header, flags: header.flags & ~LtdbFlag.RO_FLAGS }, data);
+      const pushed = Buffer.from(encodeRecBuffer({ dbId: 1, records: records.map(({ reqid, key, header, data }) => ({ reqid, key, data: buildLtdbRecord(header, data) })) }));
+      const { starts, sizes } = recordOffsets(pushed, null);
+      storePushedRecords(context(inPlaceCalls), inPlace, pushed, starts, sizes);
       expect(contents(inPlace.file)).toEqual(contents(general.file));
       expect(inPlaceCalls).toEqual(generalCalls);
       expect(contents(general.file).length).toBeGreaterThan(headers.length);

@@ -78,6 +78,24 @@ describe('records', () => {
     }
   });
 
+  test('storeMany stores (replacing) the records a buffer holds, and refuses spans outside it', () => {
+    const db = TdbFile.open(fresh('many'));
+    try {
+      db.store('k1', 'old');
+      // "k1" "one" "k22" "" "" "empty key" laid out back to back
+      const buffer = Buffer.from('k1onek22empty key');
+      db.storeMany(buffer, new Uint32Array([0, 2, 2, 3, 5, 3, 8, 0, 8, 0, 8, 9]));
+      expect(db.fetch('k1')?.toString()).toBe('one');
+      expect(db.fetch('k22')?.length).toBe(0);
+      expect(db.fetch(Buffer.alloc(0))?.toString()).toBe('empty key');
+      expect(() => db.storeMany(buffer, new Uint32Array([0, 2, 10, 8]))).toThrow(/record 0 of storeMany lies outside the buffer/);
+      expect(() => db.storeMany(buffer, new Uint32Array([0, 2, 2]))).toThrow(/quadruples/);
+      expect(db.fetch('k1')?.toString()).toBe('one');
+    } finally {
+      db.close();
+    }
+  });
+
   test('fetched values are plain Buffers that stay intact while later fetches fill new slabs', () => {
     const db = TdbFile.open(path.join(tmp.dir, 'values.tdb'), { hashSize: 1031 });
     try {
