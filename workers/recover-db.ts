@@ -7,7 +7,8 @@
 // their dmaster; persistent: the copy of the node with the highest seqnum; deleted records
 // gone), but with less work on the way:
 // - all nodes are pulled at once and merged as the buffers arrive (staging-store.ts makes the
-//   merge independent of arrival order);
+//   merge independent of arrival order); of a persistent database, a node that sent the very
+//   bytes the source node sent is not merged at all;
 // - a node is only wiped when it holds a record that must go, and only given the records it
 //   does not already hold exactly as the push would store them. A node that missed nothing
 //   (a persistent database kept in step by transactions, a second recovery) gets nothing to
@@ -170,7 +171,7 @@ class DatabaseRecovery {
       recipe = { merge: highestRsn(recoveryMaster), outcome: { source: null, rewrite: { dmaster: recoveryMaster } } };
     }
     const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
-    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, budget });
+    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, source: recipe.outcome.source, budget });
     this.#stage = stage;
     const client = this.#connected();
     const streams = t.activeNodes.map((pnn, position) => this.#stream(pnn, position, (buffer) => stage.add(buffer, position)));
@@ -182,6 +183,7 @@ class DatabaseRecovery {
     } finally {
       await Promise.all(streams.map((stream) => client.deregisterSrvid(stream.srvid).catch(() => undefined)));
     }
+    stage.settle();
     return { recipe, stage };
   }
 

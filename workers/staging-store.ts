@@ -169,20 +169,62 @@ class MemoryStage {
   #slots = 0;
   readonly #received: boolean[];
   readonly #repeated: boolean[];
+  /** Per node: the node whose copies stand for its own (itself, or a source it mirrors). */
+  readonly #copiesOf: number[];
+  /** Buffers held back, per node, until settle() knows whether they mirror the source's. */
+  readonly #held: { buffer: Buffer; records: RecordOffsets }[][];
+  readonly #sourceBuffers: Buffer[] = [];
 
   constructor(
     private readonly merge: MergeRule,
     private readonly nodes: number,
+    /** The node whose copy is taken whole (persistent databases), if any. */
+    private readonly source: number | null,
   ) {
     this.#in = Array.from({ length: nodes }, () => new Uint32Array(1024));
     this.#offset = Array.from({ length: nodes }, () => new Uint32Array(1024));
     this.#length = Array.from({ length: nodes }, () => new Uint32Array(1024));
     this.#received = new Array<boolean>(nodes).fill(false);
     this.#repeated = new Array<boolean>(nodes).fill(false);
+    this.#copiesOf = Array.from({ length: nodes }, (_, p) => p);
+    this.#held = Array.from({ length: nodes }, () => []);
   }
 
-  /** Merges the records of one pulled buffer (already checked: `records` says where they lie). */
+  /**
+   * Merges the records of one pulled buffer (already checked: `records` says where they lie).
+   * With a source, other nodes' buffers wait for settle(): a database kept in step by
+   * transactions pulls the same bytes from every node, and then they need no merging at all.
+   */
   add(buffer: Buffer, records: RecordOffsets, position: number): void {
+    if (this.source !== null) {
+      if (position !== this.source) {
+        this.#received[position] ||= records.starts.length > 0;
+        this.#held[position].push({ buffer, records });
+        return;
+      }
+      this.#sourceBuffers.push(buffer);
+    }
+    this.#index(buffer, records, position);
+  }
+
+  /**
+   * Once every pull is in: a node whose buffers are byte for byte the source's holds exactly its
+   * records (same keys, headers and values), so it is planned as the source is; the others are
+   * merged now.
+   */
+  settle(): void {
+    for (let p = 0; p < this.nodes; p++) {
+      const held = this.#held[p];
+      if (p === this.source || held.length === 0) continue;
+      this.#held[p] = [];
+      if (held.length === this.#sourceBuffers.length && held.every(({ buffer }, i) => buffer.equals(this.#sourceBuffers[i]))) {
+        this.#copiesOf[p] = this.source as number;
+        this.#repeated[p] = this.#repeated[this.source as number];
+      } else for (const { buffer, records } of held) this.#index(buffer, records, p);
+    }
+  }
+
+  #index(buffer: Buffer, records: RecordOffsets, position: number): void {
     const at = this.#buffers.push(buffer);
     const { starts, sizes } = records;
     this.#received[position] ||= starts.length > 0;
@@ -288,6 +330,7 @@ class MemoryStage {
         survivors++;
       } else for (let p = 0; p < nodes; p++) if (this.#in[p][slot] !== 0) wipe[p] = true;
     }
+    for (let p = 0; p < nodes; p++) wipe[p] ||= wipe[this.#copiesOf[p]];
     const wiped = wipe.reduce((mask, w, p) => (w ? mask | (1 << p) : mask), 0);
     const stage = this;
     const record: RecordRef = { buffer: Buffer.alloc(0), offset: 0, length: 0 };
@@ -298,7 +341,7 @@ class MemoryStage {
         for (let slot = 0; slot < stage.#slots; slot++) {
           if (kept[slot] === 0) continue;
           let mask = wiped;
-          for (let p = 0; p < nodes; p++) if ((mask & (1 << p)) === 0 && !stage.#holds(slot, p, outcome.rewrite)) mask |= 1 << p;
+          for (let p = 0; p < nodes; p++) if ((mask & (1 << p)) === 0 && !stage.#holds(slot, stage.#copiesOf[p], outcome.rewrite)) mask |= 1 << p;
           if (mask === 0) continue;
           const w = stage.#winner[slot];
           record.buffer = stage.#buffers[stage.#in[w][slot] - 1];
@@ -416,6 +459,8 @@ export interface StageOptions {
   label: string;
   stagingDir: string;
   merge: MergeRule;
+  /** The node whose copy is taken whole (persistent databases), if any. */
+  source: number | null;
   budget: MemoryBudget;
 }
 
@@ -427,7 +472,7 @@ export class MergingStage {
   readonly #budget: MemoryBudget;
 
   constructor(private readonly options: StageOptions) {
-    this.#memory = new MemoryStage(options.merge, options.nodes);
+    this.#memory = new MemoryStage(options.merge, options.nodes, options.source);
     this.#budget = options.budget;
   }
 
@@ -451,6 +496,11 @@ export class MergingStage {
     const { starts, sizes } = records;
     (this.#lmdb as LmdbStage).addRecords(Array.from(starts, (start, i): [Buffer, number] => [exactRecord(buffer, start, sizes[i]), position]));
     return count;
+  }
+
+  /** Every pull is in. */
+  settle(): void {
+    this.#memory?.settle();
   }
 
   #spill(): void {

@@ -94,7 +94,7 @@ describe('staging', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   /** A stage whose memory budget is `budget` bytes (0: everything goes to LMDB at once). */
   const merging = (budget = 1 << 30, label = 'test.tdb'): MergingStage => {
-    const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(budget) });
+    const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), source: null, budget: new MemoryBudget(budget) });
     stages.push(stage);
     return stage;
   };
@@ -148,7 +148,7 @@ describe('staging', () => {
     const first = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 5, dmaster: 1, value: 'first' })));
     const cost = Math.ceil((first.length + 100 * (64 + 3 * 12)) / 1024) * 1024;
     const budget = new MemoryBudget(cost);
-    const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), budget });
+    const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'spill.tdb', stagingDir: dir, merge: highestRsn(0), source: null, budget });
     stages.push(stage);
     stage.add(first, 0);
     expect(stage.spilled).toBe(false);
@@ -167,7 +167,7 @@ describe('staging', () => {
     const records = buffer(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, rsn: 1, dmaster: 1, value: 'x' })));
     const cost = Math.ceil((records.length + 100 * (64 + 3 * 12)) / 1024) * 1024;
     const [first, second] = ['one.tdb', 'two.tdb'].map((label) => {
-      const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), budget: new MemoryBudget(cost + 1024, counter) });
+      const stage = new MergingStage({ dbId: DB, nodes: 3, label, stagingDir: dir, merge: highestRsn(0), source: null, budget: new MemoryBudget(cost + 1024, counter) });
       stages.push(stage);
       return stage;
     });
@@ -204,6 +204,7 @@ describe('staging', () => {
     const RM = 0;
     /** What each node gets (key list per node) and which nodes are wiped. */
     const planOf = (stage: MergingStage, outcome: Outcome = { source: null, rewrite: { dmaster: RM } }) => {
+      stage.settle();
       const plan = stage.plan(outcome);
       const gets: string[][] = [[], [], []];
       for (const nodes of plan.deliveries()) {
@@ -246,15 +247,37 @@ describe('staging', () => {
       expect(planOf(silent)).toEqual({ wipe: [false, true, true], gets: [[], ['a'], ['a']], survivors: 1 });
     });
 
-    it('persistent: the source copy as it is; keys only elsewhere go', () => {
-      const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'pers.tdb', stagingDir: dir, merge: fromNode(1), budget: new MemoryBudget(1 << 30) });
+    const persistent = (): MergingStage => {
+      const stage = new MergingStage({ dbId: DB, nodes: 3, label: 'pers.tdb', stagingDir: dir, merge: fromNode(1), source: 1, budget: new MemoryBudget(1 << 30) });
       stages.push(stage);
-      const copy = (key: string, value: string) => ({ key, rsn: 1, dmaster: 2, value, flags: 0 });
+      return stage;
+    };
+    const copy = (key: string, value: string, flags = 0) => ({ key, rsn: 1, dmaster: 2, value, flags });
+
+    it('persistent: the source copy as it is; keys only elsewhere go', () => {
+      const stage = persistent();
       stage.add(buffer([copy('a', 'old'), copy('b', 'b')]), 0);
       stage.add(buffer([copy('a', 'new'), copy('b', 'b')]), 1);
       stage.add(buffer([copy('a', 'new'), copy('b', 'b'), copy('extra', 'x')]), 2);
       const plan = planOf(stage, { source: 1, rewrite: null });
       expect(plan).toEqual({ wipe: [false, false, true], gets: [['a'], [], ['a', 'b']], survivors: 2 });
+    });
+
+    it('persistent: a node that sent the very bytes the source sent is planned as the source', () => {
+      const same = [buffer([copy('a', 'x'), copy('b', 'y')]), buffer([copy('c', 'z')])];
+      const stage = persistent();
+      // Node 0 mirrors the source, node 2 holds the same records cut into other buffers.
+      for (const b of same) stage.add(Buffer.from(b), 0);
+      for (const b of same) stage.add(Buffer.from(b), 1);
+      stage.add(buffer([copy('a', 'x')]), 2);
+      stage.add(buffer([copy('b', 'y'), copy('c', 'z')]), 2);
+      expect(planOf(stage, { source: 1, rewrite: null })).toEqual({ wipe: [false, false, false], gets: [[], [], []], survivors: 3 });
+
+      // Whatever the source needs, its mirror needs: a delegation flag to drop, a tombstone to wipe.
+      const needy = [buffer([copy('a', 'x', LtdbFlag.RO_FLAGS), { key: 'gone', rsn: 2, dmaster: 2, value: '' }])];
+      const other = persistent();
+      for (const p of [0, 1, 2]) for (const b of needy) other.add(Buffer.from(b), p);
+      expect(planOf(other, { source: 1, rewrite: null })).toEqual({ wipe: [true, true, true], gets: [['a'], ['a'], ['a']], survivors: 1 });
     });
   });
 });
