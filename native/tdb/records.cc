@@ -101,7 +101,9 @@ Status Store::PutLocked(Span key, Span data, StoreMode mode, uint32_t hash) {
   if (mode == StoreMode::kModify && !exists) return Status::kNoExist;
   if (exists) {
     const uint32_t data_off = off + kRecordHeaderSize + rec.key_len;
-    if (rec.data_len == data.size && !txn_ && (data.size == 0 || std::memcmp(map_ + data_off, data.data, data.size) == 0)) {
+    // Storing what is there writes nothing, as in libtdb: inside a transaction that also keeps
+    // the page out of the commit and out of the recovery area.
+    if (rec.data_len == data.size && Holds(data_off, data)) {
       BumpSeqnum();
       return Status::kOk;
     }
@@ -133,6 +135,18 @@ Status Store::PutLocked(Span key, Span data, StoreMode mode, uint32_t hash) {
   if ((s = WriteOff(HashTop(Bucket(hash)), new_off)) != Status::kOk) return s;
   BumpSeqnum();
   return Status::kOk;
+}
+
+bool Store::Holds(uint32_t off, Span data) {
+  if (data.size == 0) return true;
+  if (const uint8_t* p = Direct(off, static_cast<uint32_t>(data.size))) return std::memcmp(p, data.data, data.size) == 0;
+  uint8_t chunk[512];
+  for (size_t done = 0; done < data.size;) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(sizeof(chunk), data.size - done));
+    if (Read(static_cast<uint32_t>(off + done), chunk, n) != Status::kOk || std::memcmp(chunk, data.data + done, n) != 0) return false;
+    done += n;
+  }
+  return true;
 }
 
 Status Store::Delete(Span key) {

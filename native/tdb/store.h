@@ -165,6 +165,8 @@ class Store {
     return Read(off, value, 4);
   }
   Status WriteOff(uint32_t off, uint32_t value) { return Write(off, &value, 4); }
+  // Whether the bytes at `off` are `data` (a failed read counts as no).
+  bool Holds(uint32_t off, Span data);
   Status ReadRec(uint32_t off, Record* rec);
   Status ReadFreeRec(uint32_t off, Record* rec);
   Status WriteRec(uint32_t off, const Record& rec);

@@ -339,6 +339,25 @@ describe('transactions', () => {
     expect(view.size).toBe(20_000);
     expect(view.get(Buffer.from('key-123').toString('hex'))?.toString()).toBe('value-123'.repeat(3));
   });
+
+  test('a transaction storing what is already there changes nothing in the file, as with libtdb', async () => {
+    const file = fresh('same');
+    const db = TdbFile.open(file, { hashSize: 1009 });
+    db.transaction(() => {
+      for (let i = 0; i < 5000; i++) db.store(`rec-${i}`, 'unchanged');
+    });
+    const before = fs.readFileSync(file);
+    // Every page would otherwise be rewritten, and saved first in a recovery area as large as the data.
+    db.transaction(() => {
+      for (let i = 0; i < 5000; i++) db.store(`rec-${i}`, 'unchanged');
+    });
+    db.close();
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+    const libtdbCopy = `${file}.libtdb`;
+    fs.writeFileSync(libtdbCopy, before);
+    await oracle(['commit', libtdbCopy, '0', '5000', 'unchanged']);
+    expect(fs.readFileSync(libtdbCopy).equals(before)).toBe(true);
+  });
 });
 
 describe('maintenance', () => {
