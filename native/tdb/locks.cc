@@ -1,6 +1,7 @@
 // libtdb's locking protocol: 1-byte fcntl locks on fixed offsets, chain and free-list locks
 // that become robust mutexes in TDB_MUTEX_LOCKING files, the all-record lock, record locks
 // for traversals, and the "is a crashed commit pending?" check before the first data lock.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -323,23 +324,33 @@ Status Store::Recover() {
   return FreeTail(rec.key_len);
 }
 
-// After a rollback nothing reaches past the old end of file, but a commit that grew the file
-// may have written records (and its recovery area) there. libtdb leaves them, and tdb_check
-// then fails on the file; we hand the space to the free list instead. The free record is
-// written before the one-word link, so a crash in between leaves only unreachable space.
+// After a rollback nothing but the recovery area reaches past the old end of file (the area
+// does when the commit grew it in place), but a commit that grew the file may have written
+// records (and an abandoned area) there. libtdb leaves them, and tdb_check then fails on the
+// file; we hand that space to the free list instead. The free record is written before the
+// one-word link, so a crash in between leaves only unreachable space.
 Status Store::FreeTail(uint32_t old_eof) {
   Oob(map_size_, 1, true);  // the tail ends where the file does, not where our map did
-  if (old_eof < DataStart(hash_size_) || old_eof % 4 != 0 || old_eof >= map_size_) return Status::kOk;
-  const uint32_t length = map_size_ - old_eof;
+  uint64_t from = old_eof;
+  uint32_t head = 0;
+  Status s = ReadOff(kRecoveryHeadOfs, &head);
+  if (s != Status::kOk) return s;
+  Record area{};
+  if (head != 0 && uint64_t{head} + kRecordHeaderSize <= map_size_ && Read(head, &area, sizeof(area)) == Status::kOk &&
+      (area.magic == kRecoveryMagic || area.magic == kRecoveryInvalidMagic))
+    from = std::max<uint64_t>(from, uint64_t{head} + kRecordHeaderSize + area.rec_len);
+  if (from < DataStart(hash_size_) || from % 4 != 0 || from >= map_size_) return Status::kOk;
+  const uint32_t start = static_cast<uint32_t>(from);
+  const uint32_t length = map_size_ - start;
   if (length % 4 != 0 || length < kRecordHeaderSize + 4) return Status::kOk;
   Record rec{};
   rec.rec_len = length - kRecordHeaderSize;
   rec.magic = kFreeMagic;
-  Status s = ReadOff(kFreelistTop, &rec.next);
-  if (s == Status::kOk) s = WriteRec(old_eof, rec);
-  if (s == Status::kOk) s = WriteTailer(old_eof, rec);
-  if (s == Status::kOk) s = Sync(old_eof, length);
-  if (s == Status::kOk) s = WriteOff(kFreelistTop, old_eof);
+  s = ReadOff(kFreelistTop, &rec.next);
+  if (s == Status::kOk) s = WriteRec(start, rec);
+  if (s == Status::kOk) s = WriteTailer(start, rec);
+  if (s == Status::kOk) s = Sync(start, length);
+  if (s == Status::kOk) s = WriteOff(kFreelistTop, start);
   if (s == Status::kOk) s = Sync(0, DataStart(hash_size_));
   return s;
 }

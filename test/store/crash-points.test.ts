@@ -12,7 +12,8 @@ import { TdbFile, TdbFlag } from '../../src/store';
 import { ensureToolsBuilt, makeTempDir, oracle, ORACLE, parseHexDump, PYTHON, recoveryArea } from './helpers';
 
 const OLD = 'v1-';
-const NEW = 'v2-'.repeat(40); // forty times longer: the commit must grow the file
+/** Forty times longer: a commit that stores it grows the file. */
+const LONGER = 'v2-'.repeat(40);
 const CHILD = path.join(__dirname, 'fixtures', 'store-child.cjs');
 const tmp = makeTempDir('tdb-crash-points');
 afterAll(() => tmp.cleanup());
@@ -22,6 +23,8 @@ interface Layout {
   records: number;
   /** Builds the file the commit starts from. */
   build: (db: TdbFile, records: number) => void;
+  /** What the commit stores under every key. */
+  value: string;
   /** Whether the commit puts the recovery area somewhere else. */
   moves: boolean;
 }
@@ -34,6 +37,20 @@ const layouts: Layout[] = [
     build: (db, records) => {
       for (const value of ['v0-', OLD]) db.transaction(() => { for (let i = 0; i < records; i++) db.store(`rec-${i}`, value); });
     },
+    value: LONGER,
+    moves: false,
+  },
+  {
+    // A small area at the end of the file and a commit that rewrites every record in place:
+    // the area grows where it is, past the old end of file, which nothing else then uses.
+    name: 'recovery area grown in place',
+    records: 3000,
+    build: (db, records) => {
+      db.transaction(() => { for (let i = 0; i < records; i++) db.store(`rec-${i}`, OLD); });
+      db.transaction(() => db.store('rec-0', OLD.toUpperCase()));
+      db.transaction(() => db.store('rec-0', OLD));
+    },
+    value: 'v2-',
     moves: false,
   },
   {
@@ -44,6 +61,7 @@ const layouts: Layout[] = [
       db.transaction(() => db.store('rec-0', OLD));
       for (let i = 0; i < records; i++) db.store(`rec-${i}`, OLD);
     },
+    value: LONGER,
     moves: true,
   },
 ];
@@ -54,16 +72,16 @@ const modes = [
 ];
 
 const writers = [
-  { writer: 'our store', argv: (file: string, flags: number, records: number) => [process.execPath, CHILD, 'commit', file, String(flags), String(records), NEW] },
-  { writer: 'libtdb', argv: (file: string, flags: number, records: number) => [PYTHON, ORACLE, 'commit', file, String(flags), String(records), NEW] },
+  { writer: 'our store', argv: (file: string, flags: number, records: number, value: string) => [process.execPath, CHILD, 'commit', file, String(flags), String(records), value] },
+  { writer: 'libtdb', argv: (file: string, flags: number, records: number, value: string) => [PYTHON, ORACLE, 'commit', file, String(flags), String(records), value] },
 ];
 
 /** 'old', 'new' or what else the records are. */
-function contents(view: Map<string, string>, records: number): string {
+function contents(view: Map<string, string>, records: number, value: string): string {
   if (view.size !== records) return `${view.size} records`;
   const values = new Set(view.values());
   if (values.size === 1 && values.has(OLD)) return 'old';
-  if (values.size === 1 && values.has(NEW)) return 'new';
+  if (values.size === 1 && values.has(value)) return 'new';
   return `mixed: ${[...values].map((v) => v.slice(0, 6)).join(', ')}`;
 }
 
@@ -84,7 +102,7 @@ interface Point {
 
 describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map((w) => ({ ...m, ...l, ...w })))))(
   '$writer commits, $name, $mode mode',
-  ({ mode, flags, name, records, build, moves, writer, argv }) => {
+  ({ mode, flags, name, records, build, value, moves, writer, argv }) => {
     test('killed at each sync: old or new contents for libtdb and us, a clean file after our recovery', async () => {
       ensureToolsBuilt();
       const base = path.join(tmp.dir, `${mode}-${name.replace(/ /g, '-')}-${writer.replace(/ /g, '-')}.tdb`);
@@ -98,7 +116,7 @@ describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map
         expect(kill, 'a commit has only a handful of syncs').toBeLessThan(20);
         const crashed = `${base}.crashed`;
         fs.copyFileSync(base, crashed);
-        const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', `inject=fdatasync:signal=SIGKILL:when=${kill}`, ...argv(crashed, flags, records)], { encoding: 'utf8' });
+        const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', `inject=fdatasync:signal=SIGKILL:when=${kill}`, ...argv(crashed, flags, records, value)], { encoding: 'utf8' });
         const finished = run.status === 0;
         if (!finished) expect(run.signal ?? run.status, `${writer} at sync ${kill}: ${run.stderr}`).not.toBe(1);
 
@@ -117,8 +135,8 @@ describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map
         points.push({
           kill,
           pending: recoveryArea(crashed).pending,
-          libtdbSees: contents(libtdbView, records),
-          weSee: contents(ourView, records),
+          libtdbSees: contents(libtdbView, records, value),
+          weSee: contents(ourView, records, value),
           ourCheck: report.ok ? 'ok' : report.problem,
           tdbtoolAfterOurs: tdbtoolCheck(forUs),
           tdbtoolAfterLibtdb: tdbtoolCheck(forLibtdb),
