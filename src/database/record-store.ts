@@ -102,7 +102,6 @@ export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buff
     batched = 0;
   };
   const generalRules = db.volatile && ctx.vnnMap.map.length === 0;
-  const dequeue = db.volatile && ctx.deletions !== undefined && ctx.deletions.queued(db);
   for (let i = 0; i < starts.length; i++) {
     const keyAt = starts[i] + REC_DATA_FIXED;
     const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
@@ -119,7 +118,8 @@ export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buff
       }
       if (buffer.readUInt32LE(valueAt + LTDB_DMASTER_OFFSET) === ctx.pnn) nextRsn(buffer, valueAt);
       flags = (flags & ~(LtdbFlag.VACUUM_MIGRATED | LtdbFlag.AUTOMATIC)) >>> 0;
-      if (dequeue) ctx.deletions?.remove(db, buffer.subarray(keyAt, valueAt));
+      // Asked per record: a record taking storeRecord's path may have queued something.
+      if (ctx.deletions?.queued(db)) ctx.deletions.remove(db, buffer.subarray(keyAt, valueAt));
     }
     buffer.writeUInt32LE(flags, flagsAt);
     const at = batched++ * 4;

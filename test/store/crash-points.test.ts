@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TdbFile, TdbFlag } from '../../src/store';
-import { ensureToolsBuilt, makeTempDir, oracle, ORACLE, parseHexDump, PYTHON, recoveryArea } from './helpers';
+import { ensureToolsBuilt, makeTempDir, ORACLE, PYTHON, recoverBoth, recoveryArea } from './helpers';
 
 const OLD = 'v1-';
 /** Forty times longer: a commit that stores it grows the file. */
@@ -120,18 +120,7 @@ describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map
         const finished = run.status === 0;
         if (!finished) expect(run.signal ?? run.status, `${writer} at sync ${kill}: ${run.stderr}`).not.toBe(1);
 
-        const forLibtdb = `${crashed}.libtdb`;
-        const forUs = `${crashed}.ours`;
-        fs.copyFileSync(crashed, forLibtdb);
-        fs.copyFileSync(crashed, forUs);
-        const libtdbView = new Map([...parseHexDump(await oracle(['dump', forLibtdb, String(flags)]))].map(([k, v]) => [Buffer.from(k, 'hex').toString(), v.toString()]));
-        const ours = TdbFile.open(forUs, { flags, access: 'rw' });
-        const ourView = new Map<string, string>();
-        ours.traverseRead((k, v) => {
-          ourView.set(k.toString(), v.toString());
-        });
-        const report = ours.check();
-        ours.close();
+        const { libtdbView, ourView, check: report, forLibtdb, forUs } = await recoverBoth(crashed, flags);
         points.push({
           kill,
           pending: recoveryArea(crashed).pending,

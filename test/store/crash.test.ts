@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TdbFile, TdbFlag } from '../../src/store';
-import { withChildren, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, prng, recoveryArea, scaled } from './helpers';
+import { withChildren, ensureToolsBuilt, makeTempDir, prng, recoverBoth, recoveryArea, scaled } from './helpers';
 
 const ITERATIONS = scaled(100);
 const RECORDS = 300;
@@ -70,19 +70,8 @@ describe.concurrent.each(modes)('crash during commit, $name mode', ({ name, flag
       if (recoveryArea(file).pending) pendingSeen++;
 
       // libtdb and our store each recover their own copy of the crashed file.
-      const forLibtdb = `${file}.libtdb`;
-      const forUs = `${file}.ours`;
-      fs.copyFileSync(file, forLibtdb);
-      fs.copyFileSync(file, forUs);
-      const libtdbView = new Map([...parseHexDump(await oracle(['dump', forLibtdb, String(flags)]))].map(([k, v]) => [Buffer.from(k, 'hex').toString(), v.toString()]));
-      const ours = TdbFile.open(forUs, { flags, access: 'rw' });
-      const ourView = new Map<string, string>();
-      ours.traverseRead((k, v) => {
-        ourView.set(k.toString(), v.toString());
-      });
-      const report = ours.check();
+      const { libtdbView, ourView, check: report, forUs } = await recoverBoth(file, flags);
       expect(report.ok, `our check after kill ${iteration}: ${report.problem}`).toBe(true);
-      ours.close();
 
       const libtdbVersion = versionOf(libtdbView);
       const ourVersion = versionOf(ourView);

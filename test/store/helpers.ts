@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { TdbFile, type CheckReport } from '../../src/store';
 
 export const execFileAsync = promisify(execFile);
 export const PYTHON = '/usr/bin/python3'; // the Debian interpreter that has python3-tdb
@@ -77,6 +78,28 @@ export function recoveryArea(file: string): { head: number; pending: boolean } {
   const hdrOfs = buf.readUInt32LE(64); // the header's mutex_size: the logical file starts after the mutexes
   const head = buf.readUInt32LE(hdrOfs + 44);
   return { head, pending: head !== 0 && buf.readUInt32LE(hdrOfs + head + 20) === 0xf53bc0e7 };
+}
+
+/**
+ * libtdb and our store each open (and so recover) a copy of a crashed file: the records each
+ * then sees (key and value as strings), our check of our copy, and where the copies are.
+ */
+export async function recoverBoth(file: string, flags: number): Promise<{ libtdbView: Map<string, string>; ourView: Map<string, string>; check: CheckReport; forLibtdb: string; forUs: string }> {
+  const forLibtdb = `${file}.libtdb`;
+  const forUs = `${file}.ours`;
+  fs.copyFileSync(file, forLibtdb);
+  fs.copyFileSync(file, forUs);
+  const libtdbView = new Map([...parseHexDump(await oracle(['dump', forLibtdb, String(flags)]))].map(([k, v]) => [Buffer.from(k, 'hex').toString(), v.toString()]));
+  const ours = TdbFile.open(forUs, { flags, access: 'rw' });
+  try {
+    const ourView = new Map<string, string>();
+    ours.traverseRead((k, v) => {
+      ourView.set(k.toString(), v.toString());
+    });
+    return { libtdbView, ourView, check: ours.check(), forLibtdb, forUs };
+  } finally {
+    ours.close();
+  }
 }
 
 export async function oracle(args: string[], timeout = 120_000): Promise<string> {
