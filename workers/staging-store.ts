@@ -217,10 +217,8 @@ class MemoryStage {
       const held = this.#held[p];
       if (p === this.source || held.length === 0) continue;
       this.#held[p] = [];
-      if (held.length === this.#sourceBuffers.length && held.every(({ buffer }, i) => buffer.equals(this.#sourceBuffers[i]))) {
-        this.#copiesOf[p] = this.source as number;
-        this.#repeated[p] = this.#repeated[this.source as number];
-      } else for (const { buffer, records } of held) this.#index(buffer, records, p);
+      if (held.length === this.#sourceBuffers.length && held.every(({ buffer }, i) => buffer.equals(this.#sourceBuffers[i]))) this.#copiesOf[p] = this.source as number;
+      else for (const { buffer, records } of held) this.#index(buffer, records, p);
     }
   }
 
@@ -330,6 +328,7 @@ class MemoryStage {
         survivors++;
       } else for (let p = 0; p < nodes; p++) if (this.#in[p][slot] !== 0) wipe[p] = true;
     }
+    // A mirror is wiped when its source is (a record that goes, a key sent twice).
     for (let p = 0; p < nodes; p++) wipe[p] ||= wipe[this.#copiesOf[p]];
     const wiped = wipe.reduce((mask, w, p) => (w ? mask | (1 << p) : mask), 0);
     const stage = this;

@@ -38,8 +38,9 @@ export class DeleteQueues implements DeletionQueue {
   }
 
   remove(db: ClusterDatabase, key: Buffer): void {
+    const deletions = this.#byDb.get(db)?.deletions;
     // Every store asks: no key string when nothing is queued.
-    if (this.queued(db)) this.#byDb.get(db)?.deletions.delete(keyId(key));
+    if (deletions !== undefined && deletions.size > 0) deletions.delete(keyId(key));
   }
 
   queued(db: ClusterDatabase): boolean {

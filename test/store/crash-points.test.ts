@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TdbFile, TdbFlag } from '../../src/store';
-import { ensureToolsBuilt, makeTempDir, ORACLE, PYTHON, recoverBoth, recoveryArea } from './helpers';
+import { ensureToolsBuilt, makeTempDir, ORACLE, PYTHON, recoverBoth, recoveryArea, run } from './helpers';
 
 const OLD = 'v1-';
 /** Forty times longer: a commit that stores it grows the file. */
@@ -85,8 +85,8 @@ function contents(view: Map<string, string>, records: number, value: string): st
   return `mixed: ${[...values].map((v) => v.slice(0, 6)).join(', ')}`;
 }
 
-function tdbtoolCheck(file: string): string {
-  const out = spawnSync('tdbtool', [file, 'check'], { encoding: 'utf8' });
+async function tdbtoolCheck(file: string): Promise<string> {
+  const out = await run('tdbtool', [file, 'check']);
   return `${out.stdout}${out.stderr}`.trim();
 }
 
@@ -116,9 +116,9 @@ describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map
         expect(kill, 'a commit has only a handful of syncs').toBeLessThan(20);
         const crashed = `${base}.crashed`;
         fs.copyFileSync(base, crashed);
-        const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', `inject=fdatasync:signal=SIGKILL:when=${kill}`, ...argv(crashed, flags, records, value)], { encoding: 'utf8' });
-        const finished = run.status === 0;
-        if (!finished) expect(run.signal ?? run.status, `${writer} at sync ${kill}: ${run.stderr}`).not.toBe(1);
+        const commit = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', `inject=fdatasync:signal=SIGKILL:when=${kill}`, ...argv(crashed, flags, records, value)], { encoding: 'utf8' });
+        const finished = commit.status === 0;
+        if (!finished) expect(commit.signal ?? commit.status, `${writer} at sync ${kill}: ${commit.stderr}`).not.toBe(1);
 
         const { libtdbView, ourView, check: report, forLibtdb, forUs } = await recoverBoth(crashed, flags);
         points.push({
@@ -127,8 +127,8 @@ describe.concurrent.each(modes.flatMap((m) => layouts.flatMap((l) => writers.map
           libtdbSees: contents(libtdbView, records, value),
           weSee: contents(ourView, records, value),
           ourCheck: report.ok ? 'ok' : report.problem,
-          tdbtoolAfterOurs: tdbtoolCheck(forUs),
-          tdbtoolAfterLibtdb: tdbtoolCheck(forLibtdb),
+          tdbtoolAfterOurs: await tdbtoolCheck(forUs),
+          tdbtoolAfterLibtdb: await tdbtoolCheck(forLibtdb),
         });
         if (finished) {
           expect(recoveryArea(crashed).head !== baseHead, `the commit ${moves ? 'moved' : 'kept'} the recovery area`).toBe(moves);
