@@ -7,8 +7,9 @@
 // their dmaster; persistent: the copy of the node with the highest seqnum; deleted records
 // gone), but with less work on the way:
 // - all nodes are pulled at once and merged as the buffers arrive (staging-store.ts makes the
-//   merge independent of arrival order); of a persistent database, a node that sent the very
-//   bytes the source node sent is not merged at all;
+//   merge independent of arrival order); of a persistent database, a node whose DB_DIGEST (our
+//   own control) equals the source's is not pulled at all, and one that sent the very bytes the
+//   source node sent is not merged;
 // - a node is only wiped when it holds a record that must go, and only given the records it
 //   does not already hold exactly as the push would store them. A node that missed nothing
 //   (a persistent database kept in step by transactions, a second recovery) gets nothing to
@@ -17,7 +18,7 @@
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
-import type { ControlReplies, ControlRequests } from '../src/protocol';
+import type { ControlReplies, ControlRequests, RecordsDigest } from '../src/protocol';
 import { NodeControls, NodeFailure, settleInOrder } from '../src/recovery/node-controls';
 import { RecBufferPacker, type HeaderRewrite } from '../src/protocol/rec-buffer';
 import { ALL_NODES, DEFAULT_MEMORY_BUDGET, MemoryBudget, MergingStage, fromNode, highestRsn, type MergeRule, type Outcome, type PushPlan } from './staging-store';
@@ -70,6 +71,7 @@ function validateTask(task: RecoverDbTask): void {
 }
 
 interface Pushed {
+  pulledNodes: number;
   records: number;
   bytes: number;
   pushedRecords: number;
@@ -117,14 +119,20 @@ class DatabaseRecovery {
     const transdb = { dbId: t.dbId, tid: t.generation };
     await this.#phase('freeze', () => this.#onAll(ControlCode.DB_FREEZE, t.dbId));
     await this.#phase('transactionStart', () => this.#onAll(ControlCode.DB_TRANSACTION_START, transdb));
-    const { recipe, stage } = await this.#phase('collect', () => this.#collect());
+    const { recipe, stage, inStep, pulledNodes } = await this.#phase('collect', () => this.#collect());
+    if (inStep !== null) {
+      // Every node holds the source's copy as the push would leave it: nothing to pull or push.
+      await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
+      await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
+      return { records: inStep, bytes: 0, pushedRecords: 0, wipedNodes: 0, pulledNodes };
+    }
     const plan = stage.plan(recipe.outcome);
     const wiped = t.activeNodes.filter((_, p) => plan.wipe[p]);
     await this.#phase('wipe', () => this.#on(wiped, ControlCode.WIPE_DATABASE, transdb));
     const pushed = await this.#phase('push', () => this.#push(plan, recipe.outcome.rewrite));
     await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
     await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
-    return { ...pushed, wipedNodes: wiped.length };
+    return { ...pushed, wipedNodes: wiped.length, pulledNodes };
   }
 
   stats(): Pick<RecoverDbResult, 'phaseMs' | 'stagingMs' | 'peakMemoryBytes' | 'spilled'> {
@@ -156,25 +164,33 @@ class DatabaseRecovery {
   /**
    * Every node's copy, merged. Volatile: the highest rsn wins, deleted winners go, the recovery
    * master becomes dmaster. Persistent and replicated: the copy of the (first) node with the
-   * highest seqnum is taken whole, headers unchanged.
+   * highest seqnum is taken whole, headers unchanged; nodes whose DB_DIGEST equals the source's
+   * are not pulled (they hold its very records), nor is the source when all of them do and no
+   * record of it would change on the way (`inStep`: how many records every node holds then).
    */
-  async #collect(): Promise<{ recipe: Recipe; stage: MergingStage }> {
+  async #collect(): Promise<{ recipe: Recipe; stage: MergingStage; inStep: number | null; pulledNodes: number }> {
     const t = this.task;
     const recoveryMaster = this.#connected().pnn;
     let recipe: Recipe;
+    let mirrors: boolean[] = t.activeNodes.map(() => false);
     if (t.persistent || t.replicated === true) {
-      const seqnums = await this.#onAll(ControlCode.GET_DB_SEQNUM, t.dbId);
+      const [seqnums, digests] = await Promise.all([this.#onAll(ControlCode.GET_DB_SEQNUM, t.dbId), this.#digests()]);
       let source = 0;
       seqnums.forEach((seqnum, i) => seqnum > seqnums[source] && (source = i));
       recipe = { merge: fromNode(source), outcome: { source, rewrite: null } };
+      const own = digests[source];
+      mirrors = digests.map((d, p) => p !== source && own !== null && d !== null && d.records === own.records && d.digest.equals(own.digest));
+      if (own !== null && own.unusual === 0 && mirrors.every((mirror, p) => mirror || p === source)) {
+        return { recipe, stage: this.#newStage(recipe), inStep: own.records, pulledNodes: 0 };
+      }
     } else {
       recipe = { merge: highestRsn(recoveryMaster), outcome: { source: null, rewrite: { dmaster: recoveryMaster } } };
     }
-    const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
-    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, source: recipe.outcome.source, budget });
-    this.#stage = stage;
+    const stage = this.#newStage(recipe);
+    mirrors.forEach((mirror, p) => mirror && stage.mirror(p));
     const client = this.#connected();
-    const streams = t.activeNodes.map((pnn, position) => this.#stream(pnn, position, (buffer) => stage.add(buffer, position)));
+    const pulled = t.activeNodes.flatMap((pnn, position) => (mirrors[position] ? [] : [{ pnn, position }]));
+    const streams = pulled.map(({ pnn, position }) => this.#stream(pnn, position, (buffer) => stage.add(buffer, position)));
     try {
       // Every stream listens before any pull starts: a daemon busy sending one database must
       // not hold up the registration that another pull waits for.
@@ -184,7 +200,27 @@ class DatabaseRecovery {
       await Promise.all(streams.map((stream) => client.deregisterSrvid(stream.srvid).catch(() => undefined)));
     }
     stage.settle();
-    return { recipe, stage };
+    return { recipe, stage, inStep: null, pulledNodes: pulled.length };
+  }
+
+  #newStage(recipe: Recipe): MergingStage {
+    const t = this.task;
+    const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
+    this.#stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, source: recipe.outcome.source, budget });
+    return this.#stage;
+  }
+
+  /** Each node's DB_DIGEST, or null from a node that has none (a real ctdbd): that one is pulled. */
+  #digests(): Promise<(RecordsDigest | null)[]> {
+    const controls = this.#controls as NodeControls;
+    return Promise.all(
+      this.task.activeNodes.map((pnn) =>
+        controls.on(pnn, ControlCode.DB_DIGEST, this.task.dbId).catch((err: unknown) => {
+          if (err instanceof NodeFailure) return null;
+          throw err;
+        }),
+      ),
+    );
   }
 
   /**
@@ -221,7 +257,7 @@ class DatabaseRecovery {
   }
 
   /** DB_PUSH_START everywhere, each node's records as the plan says, DB_PUSH_CONFIRM of each node's count. */
-  async #push(plan: PushPlan, rewrite: HeaderRewrite | null): Promise<Omit<Pushed, 'wipedNodes'>> {
+  async #push(plan: PushPlan, rewrite: HeaderRewrite | null): Promise<Omit<Pushed, 'wipedNodes' | 'pulledNodes'>> {
     const t = this.task;
     const client = this.#connected();
     const srvid = streamSrvid(t.dbId, PUSH_STREAM);

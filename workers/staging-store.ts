@@ -222,6 +222,12 @@ class MemoryStage {
     }
   }
 
+  /** A node known (by its digest) to hold the source's very records, not pulled: planned as the source. */
+  mirror(position: number): void {
+    this.#copiesOf[position] = this.source as number;
+    this.#received[position] = true;
+  }
+
   #index(buffer: Buffer, records: RecordOffsets, position: number): void {
     const at = this.#buffers.push(buffer);
     const { starts, sizes } = records;
@@ -495,6 +501,12 @@ export class MergingStage {
     const { starts, sizes } = records;
     (this.#lmdb as LmdbStage).addRecords(Array.from(starts, (start, i): [Buffer, number] => [exactRecord(buffer, start, sizes[i]), position]));
     return count;
+  }
+
+  /** See MemoryStage.mirror; from LMDB every node is wiped and given everything anyway. */
+  mirror(position: number): void {
+    if (this.options.source === null || position === this.options.source) throw new Error(`node position ${position} cannot mirror source ${this.options.source}`);
+    this.#memory?.mirror(position);
   }
 
   /** Every pull is in. */

@@ -59,6 +59,8 @@ export interface RecoverDbResult {
   pushedRecords?: number;
   /** Nodes that were wiped and given every record. */
   wipedNodes?: number;
+  /** Nodes whose records were pulled (of a persistent database, not those whose DB_DIGEST matched the source's). */
+  pulledNodes?: number;
   durationMs: number;
   error?: string;
   /** The node blamed for the failure (the leader gives it ban credits). */

@@ -5,7 +5,9 @@
 // which is as much as a whole fetch. Status-returning methods give a count/length >= 0, or minus
 // a TDB error; src/store/ turns those into Errors, once, using lastError().
 #include <fcntl.h>
+#include <openssl/evp.h>
 
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -346,6 +348,59 @@ Napi::Value TraverseRecBuffers(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, count);
 }
 
+// digestRecData(out, minData, flagsMask): SHA-256 (into the 32-byte `out`) of the rec_data
+// records traverseRecBuffers would lay out, in its order, without building any buffer. Returns
+// [records, unusual], where unusual counts records whose data is at most minData bytes or whose
+// u32 at data offset 16 (the ltdb header's flags) has a bit of flagsMask; or -status.
+Napi::Value DigestRecData(const Napi::CallbackInfo& info, Handle& h) {
+  Napi::Env env = info.Env();
+  constexpr size_t kDigestBytes = 32, kFlagsOffset = 16;
+  if (info.Length() < 3 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != kDigestBytes || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "digestRecData(out: 32-byte Buffer, minData, flagsMask)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const uint32_t min_data = info[1].As<Napi::Number>().Uint32Value();
+  const uint32_t flags_mask = info[2].As<Napi::Number>().Uint32Value();
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    Napi::Error::New(env, "digest of " + h.store->path() + ": cannot start SHA-256").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // Records are gathered into a chunk and hashed a chunk at a time: one update per record
+  // field would cost more than the hashing.
+  constexpr size_t kChunk = 256 * 1024;
+  std::string chunk;
+  chunk.reserve(kChunk);
+  bool hashed = true;
+  uint64_t count = 0, unusual = 0;
+  auto flush = [&] {
+    hashed = hashed && EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size()) == 1;
+    chunk.clear();
+  };
+  Status s = h.store->TraverseChains([&](Span key, Span data) {
+    const uint32_t head[4] = {static_cast<uint32_t>(16 + key.size + data.size), 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
+    chunk.append(reinterpret_cast<const char*>(head), sizeof(head));
+    chunk.append(reinterpret_cast<const char*>(key.data), key.size);
+    chunk.append(reinterpret_cast<const char*>(data.data), data.size);
+    uint32_t flags = 0;
+    if (data.size >= kFlagsOffset + 4) std::memcpy(&flags, data.data + kFlagsOffset, 4);
+    if (data.size <= min_data || (flags & flags_mask) != 0) unusual++;
+    if (chunk.size() >= kChunk) flush();
+    return true;
+  }, &count);
+  if (s != Status::kOk) return StatusValue(env, s);
+  flush();
+  unsigned int length = 0;
+  if (!hashed || EVP_DigestFinal_ex(ctx.get(), info[0].As<Napi::Buffer<uint8_t>>().Data(), &length) != 1 || length != kDigestBytes) {
+    Napi::Error::New(env, "digest of " + h.store->path() + ": SHA-256 failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Number::New(env, static_cast<double>(count)));
+  result.Set(1u, Napi::Number::New(env, static_cast<double>(unusual)));
+  return result;
+}
+
 Napi::Value Seqnum(const Napi::CallbackInfo& info, Handle& h) { return Napi::Number::New(info.Env(), h.store->Seqnum()); }
 
 Napi::Value EnableSeqnum(const Napi::CallbackInfo& info, Handle& h) {
@@ -419,6 +474,7 @@ constexpr MethodEntry kMethods[] = {
     {"traverse", Bound<Traverse>},
     {"traverseReadBatched", Bound<TraverseReadBatched>},
     {"traverseRecBuffers", Bound<TraverseRecBuffers>},
+    {"digestRecData", Bound<DigestRecData>},
     {"seqnum", Bound<Seqnum>},
     {"enableSeqnum", Bound<EnableSeqnum>},
     {"incrementSeqnum", Bound<IncrementSeqnum>},

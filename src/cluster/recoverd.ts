@@ -442,7 +442,7 @@ export class Recoverd {
         onProgress: (db, attempt) =>
           this.log.notice(
             db.ok
-              ? `Recovered database ${db.name}: ${db.records} records (${db.pushedRecords ?? 0} pushed, ${db.wipedNodes ?? 0} nodes wiped${db.spilled === true ? ', merged in LMDB' : ''}) in ${db.durationMs.toFixed(1)} ms (${phaseSummary(db)})`
+              ? `Recovered database ${db.name}: ${db.records} records (${db.pulledNodes ?? 0} nodes pulled, ${db.pushedRecords ?? 0} pushed, ${db.wipedNodes ?? 0} nodes wiped${db.spilled === true ? ', merged in LMDB' : ''}) in ${db.durationMs.toFixed(1)} ms (${phaseSummary(db)})`
               : `Recovery of database ${db.name} failed (attempt ${attempt}): ${db.error ?? 'unknown error'}`,
           ),
       }).finally(() => fs.rmSync(stagingDir, { recursive: true, force: true }));

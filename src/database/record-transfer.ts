@@ -1,6 +1,9 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
+import { createHash } from 'node:crypto';
+import { LtdbFlag, type RecordsDigest } from '../protocol';
 import { recordOffsets } from '../protocol/rec-buffer';
+import { LTDB_HEADER_SIZE } from '../protocol/types';
 import type { ClusterDatabase } from './database';
 import { storePushedRecords } from './record-store';
 import type { RecordContext } from './record-store';
@@ -42,6 +45,21 @@ export function pullRecords(db: ClusterDatabase, limit: number, send: (buffer: B
     send(buffer);
   });
 }
+
+/**
+ * DB_DIGEST: what pullRecords would send, hashed instead of sent (TdbFile.digestRecData): two
+ * nodes with the same digest would send the very same records. `unusual` counts the records a
+ * recovery of a persistent database does not leave as they are (tombstones go, read-only flags
+ * are cleared): only when there are none may a recovery skip the pull of a copy that every node
+ * holds alike.
+ */
+export function digestRecords(db: ClusterDatabase): RecordsDigest {
+  db.requireFrozen('digest records');
+  if (recordsInvalid(db)) return { records: 0, unusual: 0, digest: EMPTY_DIGEST };
+  return db.file.digestRecData(LTDB_HEADER_SIZE, LtdbFlag.RO_FLAGS);
+}
+
+const EMPTY_DIGEST = createHash('sha256').digest();
 
 /** A DB_PUSH in progress: counts what it stored; the first bad buffer fails it for good. */
 export class PushSession {

@@ -169,6 +169,12 @@ export enum ControlCode {
   ECHO_DATA = 156,
   DISABLE_NODE = 157,
   ENABLE_NODE = 158,
+  /**
+   * Not CTDB's, far above its opcodes: a digest of what DB_PULL would send, so a recovery need
+   * not pull the copies of a persistent database that every node holds alike. ctdbd answers it
+   * with an error (and a log line); such a node is pulled as before.
+   */
+  DB_DIGEST = 0x7f000001,
 }
 
 /** Special destination / source node numbers. */

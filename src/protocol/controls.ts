@@ -25,6 +25,7 @@ import {
   pulldbExtCodec,
   recBufferCodec,
   recDataCodec,
+  recordsDigestCodec,
   scheduleForDeletionCodec,
   sockAddrCodec,
   statisticsCodec,
@@ -227,6 +228,7 @@ const specs = {
   [ControlCode.ECHO_DATA]: spec(echoDataCodec, echoDataCodec),
   [ControlCode.DISABLE_NODE]: emptyExact,
   [ControlCode.ENABLE_NODE]: emptyExact,
+  [ControlCode.DB_DIGEST]: spec(u32, recordsDigestCodec, 'exact'),
 } satisfies { [C in ControlCode]: { request: AnyCodec | null; reply: AnyCodec | null } };
 
 type Specs = typeof specs;
@@ -237,7 +239,7 @@ export type ControlRequests = { [C in ControlCode]: PayloadOf<Specs[C]['request'
 /** Decoded reply payload per opcode (void = no payload; see replyInStatus). */
 export type ControlReplies = { [C in ControlCode]: PayloadOf<Specs[C]['reply']> };
 
-/** Every 4.17 control, keyed by opcode. */
+/** Every 4.17 control (and our DB_DIGEST), keyed by opcode. */
 export const CONTROLS: { readonly [C in ControlCode]: ControlEntry<ControlRequests[C], ControlReplies[C]> } = Object.fromEntries(
   Object.entries(specs).map(([code, s]) => [code, { code: Number(code), name: ControlCode[Number(code)], ...s }]),
 ) as never;

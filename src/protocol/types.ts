@@ -5,6 +5,7 @@ import {
   type Timeval,
   array,
   bool,
+  bytes,
   chararray,
   decode,
   double,
@@ -447,6 +448,17 @@ export interface PulldbExt {
   srvid: bigint;
 }
 export const pulldbExtCodec = struct<PulldbExt>('ctdb_pulldb_ext', [['dbId', u32], ['lmaster', u32], ['srvid', u64]]);
+
+/** DB_DIGEST's reply (not CTDB's). */
+export interface RecordsDigest {
+  /** Records DB_PULL would send. */
+  records: number;
+  /** Of those, records a recovery's push would not leave as they are (see digestRecords). */
+  unusual: number;
+  /** SHA-256 of their rec_data, in DB_PULL's order. */
+  digest: Buffer;
+}
+export const recordsDigestCodec = struct<RecordsDigest>('records_digest', [['records', u32], ['unusual', u32], ['digest', bytes(32)]]);
 
 export interface Transdb {
   dbId: number;

@@ -45,6 +45,8 @@ export interface NativeTdbHandle {
   traverse(write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
   traverseReadBatched(fn: (batch: Buffer) => boolean | void, fromChain?: number): number;
   traverseRecBuffers(fn: (buffer: Buffer, records: number) => boolean | void, limit: number): number;
+  /** [records, unusual], or -status. */
+  digestRecData(out: Buffer, minData: number, flagsMask: number): [number, number] | number;
   seqnum(): number;
   enableSeqnum(): void;
   incrementSeqnum(): void;

@@ -226,6 +226,24 @@ export class TdbFile {
     return this.#readTraverse(() => this.#h().traverseRecBuffers(fn, limit));
   }
 
+  /**
+   * The SHA-256 of the records traverseRecBuffers would lay out (ctdb_rec_data, reqid 0), in its
+   * order, with nothing copied out: equal digests mean equal rec_buffer contents. `unusual`
+   * counts records whose data is at most `minData` bytes or has a bit of `flagsMask` in its u32
+   * at offset 16.
+   */
+  digestRecData(minData: number, flagsMask: number): { records: number; unusual: number; digest: Buffer } {
+    const digest = Buffer.alloc(32);
+    let counts: [number, number] = [0, 0];
+    this.#readTraverse(() => {
+      const result = this.#h().digestRecData(digest, minData, flagsMask);
+      if (typeof result === 'number') return result;
+      counts = result;
+      return 0;
+    });
+    return { records: counts[0], unusual: counts[1], digest };
+  }
+
   /** Runs a native read traverse whose callbacks may not write. */
   #readTraverse(walk: () => number): number {
     this.#readTraverses++;

@@ -1,6 +1,7 @@
 // Recovery of our daemons' databases: records with different RSNs on each node of our 3-node
 // cluster, `ctdb recover`, and every node ends with the winner of each key (the leader's
 // pipeline pulls, merges and pushes through our freeze/transaction/pull/push controls).
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, LtdbFlag } from '../../src/protocol';
@@ -95,6 +96,45 @@ describe('ctdb recover on three nodes of ours', () => {
     expect((await localRecords(cluster(), 2, 'recover_pers.tdb')).get('p7')?.value).toBe('p7-from-1');
     const vol = await localRecords(cluster(), 2, 'recover_vol.tdb');
     expect([...vol].map(([k, r]) => [k, r.value]).sort()).toEqual([...before].map(([k, r]) => [k, r.value]).sort());
+  }, 180_000);
+
+  it('a persistent database every node holds alike is neither pulled nor pushed; a node that differs is', async () => {
+    const name = 'digest_pers.tdb';
+    const persId = await attach(name, true);
+    const records = (changed: string): SeedRecord[] => [
+      seqnumRecord(4n),
+      ...Array.from({ length: 200 }, (_, i) => ({ key: `d${i}`, rsn: 1n, dmaster: 0, value: i === 17 ? changed : `value-${i}`, flags: 0 })),
+    ];
+    await Promise.all(NODES.map((pnn) => seedNode(client, pnn, persId, records('value-17'))));
+    const digests = async () => {
+      await Promise.all(NODES.map((pnn) => client.call(pnn, ControlCode.DB_FREEZE, persId)));
+      try {
+        return await Promise.all(NODES.map(async (pnn) => (await client.call(pnn, ControlCode.DB_DIGEST, persId)).reply));
+      } finally {
+        await Promise.all(NODES.map((pnn) => client.call(pnn, ControlCode.DB_THAW, persId)));
+      }
+    };
+    await expect(client.call(0, ControlCode.DB_DIGEST, persId)).rejects.toThrow(/DB_DIGEST failed .*frozen/);
+    const alike = await digests();
+    expect(alike.map((d) => [d.records, d.unusual])).toEqual(NODES.map(() => [201, 0]));
+    for (const d of alike) expect(d.digest).toEqual(alike[0].digest);
+
+    const recovered = async (): Promise<string> => {
+      const logs = NODES.map((pnn) => fs.readFileSync(cluster().node(pnn).paths.log, 'utf8').length);
+      expect((await cluster().ctdb(0, ['recover'], { timeoutMs: 60_000 })).code).toBe(0);
+      await waitForNormal(cluster());
+      const line = NODES.flatMap((pnn) => fs.readFileSync(cluster().node(pnn).paths.log, 'utf8').slice(logs[pnn]).split('\n')).find((l) => l.includes(`Recovered database ${name}:`));
+      return /\((\d+ nodes pulled, \d+ pushed, \d+ nodes wiped)\)/.exec(line ?? '')?.[1] ?? `no line in ${line}`;
+    };
+    expect(await recovered()).toBe('0 nodes pulled, 0 pushed, 0 nodes wiped');
+
+    // Node 2's copy changes one value (same seqnum: node 0, the first, is the source).
+    await seedNode(client, 2, persId, records('changed'), { wipe: true });
+    const differing = await digests();
+    expect(differing[2].digest).not.toEqual(differing[0].digest);
+    expect(differing[1].digest).toEqual(differing[0].digest);
+    expect(await recovered()).toBe('2 nodes pulled, 1 pushed, 0 nodes wiped');
+    for (const pnn of NODES) expect((await localRecords(cluster(), pnn, name)).get('d17')?.value).toBe('value-17');
   }, 180_000);
 });
 

@@ -28,7 +28,7 @@ const encodeRequest = encodeControlRequest as (code: ControlCode, value: unknown
 const encodeReply = encodeControlReply as (code: ControlCode, value: unknown) => Buffer;
 
 describe('CONTROLS', () => {
-  it('has one entry per 4.17 opcode, named after it', () => {
+  it('has one entry per 4.17 opcode (and DB_DIGEST), named after it', () => {
     expect(codes).toHaveLength(entries.length);
     expect(Object.keys(CONTROLS)).toHaveLength(codes.length);
     for (const e of entries) {

@@ -279,5 +279,20 @@ describe('staging', () => {
       for (const p of [0, 1, 2]) for (const b of needy) other.add(Buffer.from(b), p);
       expect(planOf(other, { source: 1, rewrite: null })).toEqual({ wipe: [true, true, true], gets: [['a'], ['a'], ['a']], survivors: 1 });
     });
+
+    it('persistent: a node known by its digest to mirror the source is planned as the source, unpulled', () => {
+      const stage = persistent();
+      stage.mirror(0);
+      stage.add(buffer([copy('a', 'x', LtdbFlag.RO_FLAGS), copy('b', 'y')]), 1);
+      stage.add(buffer([copy('b', 'y')]), 2);
+      // Node 0 holds what the source holds: the delegation flag goes on both, node 2 lacks 'a'.
+      expect(planOf(stage, { source: 1, rewrite: null })).toEqual({ wipe: [false, false, false], gets: [['a'], ['a'], ['a']], survivors: 2 });
+
+      // A source that sent nothing is wiped, and so is its mirror.
+      const empty = persistent();
+      empty.mirror(2);
+      expect(planOf(empty, { source: 1, rewrite: null }).wipe).toEqual([true, true, true]);
+      expect(() => empty.mirror(1)).toThrow('cannot mirror');
+    });
   });
 });

@@ -1,5 +1,6 @@
 // TdbFile API behaviour: store modes, errors, locks, transactions, seqnum, wipe/repack, the
 // ltdb header helpers and the dump format; checked against libtdb where it has an opinion.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -160,6 +161,36 @@ describe('records', () => {
       expect(() => db.traverseRecBuffers(0, () => undefined)).toThrow(/limit must be a positive number/);
     } finally {
       db.close();
+    }
+  });
+
+  test('digestRecData is the SHA-256 of what traverseRecBuffers lays out, and counts the unusual records', () => {
+    const db = TdbFile.open(fresh('digest'), { hashSize: 1009 });
+    try {
+      // 20-byte values count as unusual (<= 24), and so do values with a bit of 0x0f000000 at offset 16.
+      for (let i = 0; i < 3000; i++) {
+        const value = Buffer.alloc(i % 7 === 0 ? 20 : 40 + (i % 300), i % 251);
+        if (value.length > 24) value.writeUInt32LE(i % 11 === 0 ? 0x02000000 : 0x00100000, 16);
+        db.store(`key-${i}`, value);
+      }
+      const hash = crypto.createHash('sha256');
+      let unusual = 0;
+      db.traverseRecBuffers(5000, (buffer) => void hash.update(buffer.subarray(8)));
+      db.traverseRead((_key, data) => void (unusual += data.length <= 24 || (data.readUInt32LE(16) & 0x0f000000) !== 0 ? 1 : 0));
+      const before = hash.digest();
+      expect(db.digestRecData(24, 0x0f000000)).toEqual({ records: 3000, unusual, digest: before });
+      // Multiples of 7, and of 11 but not of 77.
+      expect(unusual).toBe(429 + 273 - 39);
+      db.store('key-1', Buffer.alloc(41, 1));
+      expect(db.digestRecData(24, 0x0f000000).digest).not.toEqual(before);
+    } finally {
+      db.close();
+    }
+    const empty = TdbFile.open(fresh('digest-empty'));
+    try {
+      expect(empty.digestRecData(24, 0)).toEqual({ records: 0, unusual: 0, digest: crypto.createHash('sha256').digest() });
+    } finally {
+      empty.close();
     }
   });
 

@@ -4,7 +4,7 @@ import { ControlCode, ControlFlag, DbFlag, LtdbFlag, NodeFlag, Pnn, RecMode, Run
 import type { ControlRequest } from '../control-router';
 import type { Daemon } from '../daemon';
 import type { Subscriber } from '../srvid-table';
-import { PushSession, pullRecords } from '../../database/record-transfer';
+import { PushSession, digestRecords, pullRecords } from '../../database/record-transfer';
 import { fetchLtdbRecord, storeLtdbRecord } from '../../store';
 import { lmasterOf } from '../../database/lmaster';
 import type { ControlContext, HandlerTable, Outcome } from './types';
@@ -168,6 +168,7 @@ export const databaseControls: HandlerTable = {
     const limit = daemon.tunables.values.RecBufferSizeLimit;
     return { reply: pullRecords(db, limit, (buffer) => daemon.sendMessage(request.srcnode, srvid, buffer)) };
   },
+  [ControlCode.DB_DIGEST]: (dbId, { daemon }) => ({ reply: digestRecords(daemon.databases.require(dbId)) }),
   [ControlCode.DB_PUSH_START]: ({ dbId, srvid }, { daemon }) => {
     const db = daemon.databases.require(dbId);
     db.requireFrozen('start a push');
