@@ -92,6 +92,9 @@ interface Recipe {
   outcome: Outcome;
 }
 
+/** What collect leaves: the merged pulls, or (inStep) the records every node already holds alike. */
+type Collected = { inStep: number } | { inStep: null; recipe: Recipe; stage: MergingStage; pulledNodes: number };
+
 class DatabaseRecovery {
   #controls: NodeControls | null = null;
   #stage: MergingStage | null = null;
@@ -119,13 +122,14 @@ class DatabaseRecovery {
     const transdb = { dbId: t.dbId, tid: t.generation };
     await this.#phase('freeze', () => this.#onAll(ControlCode.DB_FREEZE, t.dbId));
     await this.#phase('transactionStart', () => this.#onAll(ControlCode.DB_TRANSACTION_START, transdb));
-    const { recipe, stage, inStep, pulledNodes } = await this.#phase('collect', () => this.#collect());
-    if (inStep !== null) {
+    const collected = await this.#phase('collect', () => this.#collect());
+    if (collected.inStep !== null) {
       // Every node holds the source's copy as the push would leave it: nothing to pull or push.
       await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
       await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
-      return { records: inStep, bytes: 0, pushedRecords: 0, wipedNodes: 0, pulledNodes };
+      return { records: collected.inStep, bytes: 0, pushedRecords: 0, wipedNodes: 0, pulledNodes: 0 };
     }
+    const { recipe, stage, pulledNodes } = collected;
     const plan = stage.plan(recipe.outcome);
     const wiped = t.activeNodes.filter((_, p) => plan.wipe[p]);
     await this.#phase('wipe', () => this.#on(wiped, ControlCode.WIPE_DATABASE, transdb));
@@ -168,7 +172,7 @@ class DatabaseRecovery {
    * are not pulled (they hold its very records), nor is the source when all of them do and no
    * record of it would change on the way (`inStep`: how many records every node holds then).
    */
-  async #collect(): Promise<{ recipe: Recipe; stage: MergingStage; inStep: number | null; pulledNodes: number }> {
+  async #collect(): Promise<Collected> {
     const t = this.task;
     const recoveryMaster = this.#connected().pnn;
     let recipe: Recipe;
@@ -181,12 +185,14 @@ class DatabaseRecovery {
       const own = digests[source];
       mirrors = digests.map((d, p) => p !== source && own !== null && d !== null && d.records === own.records && d.digest.equals(own.digest));
       if (own !== null && own.unusual === 0 && mirrors.every((mirror, p) => mirror || p === source)) {
-        return { recipe, stage: this.#newStage(recipe), inStep: own.records, pulledNodes: 0 };
+        return { inStep: own.records };
       }
     } else {
       recipe = { merge: highestRsn(recoveryMaster), outcome: { source: null, rewrite: { dmaster: recoveryMaster } } };
     }
-    const stage = this.#newStage(recipe);
+    const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
+    const stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, source: recipe.outcome.source, budget });
+    this.#stage = stage;
     mirrors.forEach((mirror, p) => mirror && stage.mirror(p));
     const client = this.#connected();
     const pulled = t.activeNodes.flatMap((pnn, position) => (mirrors[position] ? [] : [{ pnn, position }]));
@@ -201,13 +207,6 @@ class DatabaseRecovery {
     }
     stage.settle();
     return { recipe, stage, inStep: null, pulledNodes: pulled.length };
-  }
-
-  #newStage(recipe: Recipe): MergingStage {
-    const t = this.task;
-    const budget = new MemoryBudget(t.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, t.memoryCounter ?? threadCounter);
-    this.#stage = new MergingStage({ dbId: t.dbId, nodes: t.activeNodes.length, label: t.name, stagingDir: t.stagingDir, merge: recipe.merge, source: recipe.outcome.source, budget });
-    return this.#stage;
   }
 
   /** Each node's DB_DIGEST, or null from a node that has none (a real ctdbd): that one is pulled. */
