@@ -3,6 +3,7 @@
 // Plain C++ without N-API: the addon binding and the lock helper executables both link it.
 #pragma once
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <cstring>
@@ -230,6 +231,7 @@ class Store {
   Status TxnExpandFile(uint32_t size, uint32_t addition);
   uint8_t* TxnBlock(uint32_t index);
   Status RealWrite(uint32_t off, const void* buf, uint32_t len);
+  Status WriteThroughFile(uint32_t off, std::vector<iovec>& pieces);
   Status SetupRecovery(uint32_t* magic_offset);
   Status CancelImpl();
   bool RepackWorthwhile();
