@@ -318,6 +318,13 @@ Napi::Value TraverseReadBatched(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, slice ? next : count);
 }
 
+// The fixed part of a record's ctdb_rec_data: length, reqid (0), key length, data length.
+struct RecDataHead {
+  uint32_t fields[4];
+  RecDataHead(Span key, Span data)
+      : fields{static_cast<uint32_t>(16 + key.size + data.size), 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)} {}
+};
+
 // traverseRecBuffers(fn(buffer, records) => boolean | void, limit): the whole database (as
 // TraverseChains reads it) in CTDB's rec_buffer wire layout, as a recovery pull sends it: each
 // buffer has 8 bytes left at the start for the caller's header (db_id, record count), then
@@ -338,8 +345,7 @@ Napi::Value TraverseRecBuffers(const Napi::CallbackInfo& info, Handle& h) {
   uint64_t count = 0;
   bool stopped = false;
   Status s = h.store->TraverseChains([&](Span key, Span data) {
-    const auto length = static_cast<uint32_t>(16 + key.size + data.size);
-    buffer.Append({length, 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)}, key, data);
+    buffer.Append(RecDataHead(key, data).fields, key, data);
     if (static_cast<double>(buffer.size()) < limit) return true;
     stopped = !buffer.Deliver();
     return !stopped;
@@ -378,8 +384,8 @@ Napi::Value DigestRecData(const Napi::CallbackInfo& info, Handle& h) {
     chunk.clear();
   };
   Status s = h.store->TraverseChains([&](Span key, Span data) {
-    const uint32_t head[4] = {static_cast<uint32_t>(16 + key.size + data.size), 0, static_cast<uint32_t>(key.size), static_cast<uint32_t>(data.size)};
-    chunk.append(reinterpret_cast<const char*>(head), sizeof(head));
+    const RecDataHead head(key, data);
+    chunk.append(reinterpret_cast<const char*>(head.fields), sizeof(head.fields));
     chunk.append(reinterpret_cast<const char*>(key.data), key.size);
     chunk.append(reinterpret_cast<const char*>(data.data), data.size);
     uint32_t flags = 0;

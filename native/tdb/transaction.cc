@@ -4,7 +4,6 @@
 #include <utime.h>
 
 #include <climits>
-
 #include <cstring>
 
 #include "tdb/store.h"
