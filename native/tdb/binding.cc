@@ -114,15 +114,11 @@ napi_value Put(napi_env env, napi_callback_info cbinfo) {
   return HotStatus(env, store->Put(key, data, static_cast<StoreMode>(mode)));
 }
 
-// storeMany(buffer, spans): replace-stores the records whose keys and values lie in `buffer`,
-// described by the Uint32Array `spans` as [key offset, key length, value offset, value length]
-// per record. The count on success; -status of the first store that failed (those before it
-// stay stored). One call for a whole rec_buffer of a recovery push.
-napi_value PutMany(napi_env env, napi_callback_info cbinfo) {
-  napi_value argv[2];
-  Store* store = HotArgs(env, cbinfo, argv);
-  Span buffer;
-  if (store == nullptr || !HotSpan(env, argv[0], "records buffer", &buffer)) return nullptr;
+// The records of a storeMany/updateMany call: `buffer`, and `spans` as [key offset, key length,
+// value offset, value length] per record, all inside the buffer. nullptr (a JS exception
+// pending) when the arguments are not that.
+const uint32_t* RecordSpans(napi_env env, napi_value* argv, const char* what, Span* buffer, size_t* count) {
+  if (!HotSpan(env, argv[0], "records buffer", buffer)) return nullptr;
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
@@ -130,16 +126,77 @@ napi_value PutMany(napi_env env, napi_callback_info cbinfo) {
   if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
       napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint32_array ||
       length % 4 != 0)
-    return Throw(env, true, "spans must be a Uint32Array of [key offset, key length, value offset, value length] quadruples");
+    return Throw(env, true, "spans must be a Uint32Array of [key offset, key length, value offset, value length] quadruples"), nullptr;
   const auto* spans = static_cast<const uint32_t*>(data);
   for (size_t i = 0; i < length; i += 4)
-    if (uint64_t{spans[i]} + spans[i + 1] > buffer.size || uint64_t{spans[i + 2]} + spans[i + 3] > buffer.size)
-      return Throw(env, false, "record " + std::to_string(i / 4) + " of storeMany lies outside the buffer");
-  for (size_t i = 0; i < length; i += 4) {
-    const Status s = store->Put(Span{buffer.data + spans[i], spans[i + 1]}, Span{buffer.data + spans[i + 2], spans[i + 3]}, StoreMode::kReplace);
+    if (uint64_t{spans[i]} + spans[i + 1] > buffer->size || uint64_t{spans[i + 2]} + spans[i + 3] > buffer->size)
+      return Throw(env, false, "record " + std::to_string(i / 4) + " of " + what + " lies outside the buffer"), nullptr;
+  *count = length / 4;
+  return spans;
+}
+
+// storeMany(buffer, spans): replace-stores the records (see RecordSpans). The count on success;
+// -status of the first store that failed (those before it stay stored). One call for a whole
+// rec_buffer of a recovery push.
+napi_value PutMany(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[2];
+  Store* store = HotArgs(env, cbinfo, argv);
+  Span buffer;
+  size_t count = 0;
+  const uint32_t* spans = store == nullptr ? nullptr : RecordSpans(env, argv, "storeMany", &buffer, &count);
+  if (spans == nullptr) return nullptr;
+  for (size_t i = 0; i < count; i++, spans += 4) {
+    const Status s = store->Put(Span{buffer.data + spans[0], spans[1]}, Span{buffer.data + spans[2], spans[3]}, StoreMode::kReplace);
     if (s != Status::kOk) return HotStatus(env, s);
   }
-  return HotNumber(env, static_cast<double>(length / 4));
+  return HotNumber(env, static_cast<double>(count));
+}
+
+// Whether `incoming` may replace `current` (empty when there is none) in a replicated update:
+// both start with a header whose first 8 bytes are the rsn (u64); a copy without a whole header
+// counts as rsn 0. A lower rsn may be replaced; otherwise only by the same value.
+bool MayReplace(Span current, Span incoming, uint32_t header) {
+  uint64_t old_rsn = 0, new_rsn = 0;
+  if (current.size >= header) std::memcpy(&old_rsn, current.data, 8);
+  std::memcpy(&new_rsn, incoming.data, 8);
+  if (old_rsn < new_rsn) return true;
+  const size_t old_value = current.size > header ? current.size - header : 0;
+  return old_value == incoming.size - header && (old_value == 0 || std::memcmp(current.data + header, incoming.data + header, old_value) == 0);
+}
+
+// updateMany(buffer, spans, headerBytes): storeMany for replicated updates (UPDATE_RECORD on a
+// persistent database): each record only where MayReplace allows it. Stops at the first record
+// it does not allow, or whose value is shorter than the header: returns the number stored
+// before it (all of them when there is none), or -status.
+napi_value UpdateMany(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[3];
+  Store* store = HotArgs(env, cbinfo, argv);
+  Span buffer;
+  size_t count = 0;
+  uint32_t header = 0;
+  const uint32_t* spans = store == nullptr ? nullptr : RecordSpans(env, argv, "updateMany", &buffer, &count);
+  if (spans == nullptr) return nullptr;
+  if (napi_get_value_uint32(env, argv[2], &header) != napi_ok || header < 8) return Throw(env, true, "headerBytes must be a number of at least 8");
+  struct Check {
+    Span incoming;
+    uint32_t header;
+    bool allowed;
+  };
+  for (size_t i = 0; i < count; i++, spans += 4) {
+    const Span key{buffer.data + spans[0], spans[1]}, data{buffer.data + spans[2], spans[3]};
+    if (data.size < header) return HotNumber(env, static_cast<double>(i));
+    Check check{data, header, false};
+    const Status found = store->Parse(key, [](void* context, Span current) {
+      auto* c = static_cast<Check*>(context);
+      c->allowed = MayReplace(current, c->incoming, c->header);
+    }, &check);
+    if (found == Status::kNoExist) check.allowed = MayReplace(Span{data.data, 0}, data, header);
+    else if (found != Status::kOk) return HotStatus(env, found);
+    if (!check.allowed) return HotNumber(env, static_cast<double>(i));
+    const Status s = store->Put(key, data, StoreMode::kReplace);
+    if (s != Status::kOk) return HotStatus(env, s);
+  }
+  return HotNumber(env, static_cast<double>(count));
 }
 
 // --- the other methods (node-addon-api)
@@ -465,6 +522,7 @@ constexpr MethodEntry kMethods[] = {
     {"delete", KeyOp<&Store::Delete>},
     {"store", Put},
     {"storeMany", PutMany},
+    {"updateMany", UpdateMany},
     {"chainLock", Bound<ChainLock>},
     {"chainUnlock", Bound<ChainUnlock>},
     {"chainLockMark", Bound<KeyMethod<&Store::ChainLockMark>>},

@@ -39,37 +39,78 @@ export class RecordUpdateError extends Error {}
 /**
  * Writes `records` (rec_data whose data is ltdb header + value) to the database; the caller
  * holds an open transaction. Throws RecordUpdateError for a record that may not be written.
+ * A missing (or headerless) record counts as rsn 0 without data. ctdbd first stores such a
+ * record's initial header inside the same transaction; the store replaces it, so skipping that
+ * intermediate write leaves the same file.
  */
 export function applyRecords(ctx: RecordContext, db: ClusterDatabase, records: readonly RecData[]): void {
-  const replaceOnly = db.volatile;
-  for (const [i, record] of records.entries()) {
-    const stored = record.data;
-    if (stored.length < LTDB_HEADER_SIZE) {
-      throw new RecordUpdateError(`record ${i} of ${records.length}: ${stored.length} bytes cannot hold an ltdb header`);
-    }
-    const current = db.file.fetch(record.key);
-    if (replaceOnly && (current === undefined || current.length === 0)) continue;
-    // A missing (or headerless) record counts as rsn 0 without data. ctdbd first stores such a
-    // record's initial header inside the same transaction; the store below replaces it, so
-    // skipping that intermediate write leaves the same file.
-    const known = current !== undefined && current.length >= LTDB_HEADER_SIZE;
-    const oldRsn = known ? current.readBigUInt64LE(0) : 0n;
-    const rsn = stored.readBigUInt64LE(0);
-    if (oldRsn >= rsn && !sameValue(known ? current : undefined, stored)) {
-      throw new RecordUpdateError(`existing record in ${db.name} has RSN ${oldRsn}, not lower than the new RSN ${rsn}`);
-    }
-    if (!replaceOnly) db.file.store(record.key, stored);
-    else {
-      const { header, data } = parseLtdbRecord(stored);
-      storeRecord(ctx, db, record.key, header, data);
-    }
+  if (!db.volatile) {
+    // Stored as sent, all in one native pass that stops at the first record it may not store.
+    const { buffer, spans } = recordSpans(records);
+    const stored = db.file.updateMany(buffer, spans, LTDB_HEADER_SIZE);
+    if (stored === records.length) return;
+    const refused = records[stored];
+    throw new RecordUpdateError(shortRecord(records, stored) ?? staleRecord(db, db.file.fetch(refused.key), refused.data) ?? `record ${stored} of ${records.length} refused`);
   }
+  for (const [i, record] of records.entries()) {
+    const short = shortRecord(records, i);
+    if (short !== null) throw new RecordUpdateError(short);
+    // Volatile databases (read-only revokes): only records that exist are replaced.
+    const current = db.file.fetch(record.key);
+    if (current === undefined || current.length === 0) continue;
+    const stale = staleRecord(db, current, record.data);
+    if (stale !== null) throw new RecordUpdateError(stale);
+    const { header, data } = parseLtdbRecord(record.data);
+    storeRecord(ctx, db, record.key, header, data);
+  }
+}
+
+function shortRecord(records: readonly RecData[], i: number): string | null {
+  const length = records[i].data.length;
+  return length < LTDB_HEADER_SIZE ? `record ${i} of ${records.length}: ${length} bytes cannot hold an ltdb header` : null;
+}
+
+/** Why `stored` may not replace `current`: only a lower rsn may be replaced, or the same value. */
+function staleRecord(db: ClusterDatabase, current: Buffer | undefined, stored: Buffer): string | null {
+  const known = current !== undefined && current.length >= LTDB_HEADER_SIZE;
+  const oldRsn = known ? current.readBigUInt64LE(0) : 0n;
+  const rsn = stored.readBigUInt64LE(0);
+  if (oldRsn < rsn || sameValue(known ? current : undefined, stored)) return null;
+  return `existing record in ${db.name} has RSN ${oldRsn}, not lower than the new RSN ${rsn}`;
 }
 
 /** Whether two stored records (ltdb header + value; undefined = none) carry the same value. */
 function sameValue(a: Buffer | undefined, b: Buffer): boolean {
   const aValue = a === undefined ? EMPTY : a.subarray(LTDB_HEADER_SIZE);
   return aValue.equals(b.subarray(LTDB_HEADER_SIZE));
+}
+
+/**
+ * The records as one buffer with TdbFile.storeMany spans. Records decoded from one control
+ * payload are views of its memory, which is then used as it is.
+ */
+function recordSpans(records: readonly RecData[]): { buffer: Buffer; spans: Uint32Array } {
+  const spans = new Uint32Array(records.length * 4);
+  const memory = records[0]?.key.buffer;
+  if (memory !== undefined && records.every((r) => r.key.buffer === memory && r.data.buffer === memory)) {
+    records.forEach((r, i) => {
+      spans[i * 4] = r.key.byteOffset;
+      spans[i * 4 + 1] = r.key.length;
+      spans[i * 4 + 2] = r.data.byteOffset;
+      spans[i * 4 + 3] = r.data.length;
+    });
+    return { buffer: Buffer.from(memory), spans };
+  }
+  const buffer = Buffer.concat(records.flatMap((r) => [r.key, r.data]));
+  let at = 0;
+  records.forEach((r, i) => {
+    spans[i * 4] = at;
+    spans[i * 4 + 1] = r.key.length;
+    spans[i * 4 + 2] = at + r.key.length;
+    spans[i * 4 + 3] = r.data.length;
+    at += r.key.length + r.data.length;
+  });
+  return { buffer, spans };
 }
 
 /**

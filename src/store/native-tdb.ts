@@ -30,6 +30,7 @@ export interface NativeTdbHandle {
   delete(key: Buffer): number;
   store(key: Buffer, data: Buffer, mode: number): number;
   storeMany(buffer: Buffer, spans: Uint32Array): number;
+  updateMany(buffer: Buffer, spans: Uint32Array, headerBytes: number): number;
   chainLock(key: Buffer, write: boolean, wait: boolean): number;
   chainUnlock(key: Buffer, write: boolean): number;
   chainLockMark(key: Buffer): number;

@@ -172,6 +172,18 @@ export class TdbFile {
     this.#check('store', this.#h().storeMany(buffer, spans));
   }
 
+  /**
+   * storeMany for replicated updates: each value starts with a header of `headerBytes` whose
+   * first 8 bytes are its rsn; a record only replaces a stored copy with a lower rsn (a missing
+   * one counts as rsn 0 and an empty value) unless their values past the header are the same.
+   * Returns how many records were stored: fewer than given means the next one was refused (or
+   * its value is shorter than the header), and the ones before it stay stored.
+   */
+  updateMany(buffer: Buffer, spans: Uint32Array, headerBytes: number): number {
+    this.#writable('store');
+    return this.#check('store', this.#h().updateMany(buffer, spans, headerBytes));
+  }
+
   /** Returns false if there was no such record. */
   delete(key: TdbKey): boolean {
     this.#writable('delete');

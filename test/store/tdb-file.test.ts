@@ -164,6 +164,51 @@ describe('records', () => {
     }
   });
 
+  test('updateMany stores a record over a lower rsn, or over the same value, and stops at the first it may not store', () => {
+    const db = TdbFile.open(fresh('update-many'));
+    try {
+      // An 8-byte header (the rsn) then the value.
+      const record = (rsn: number, value: string): Buffer => Buffer.concat([Buffer.from(new BigUint64Array([BigInt(rsn)]).buffer), Buffer.from(value)]);
+      const batch = (entries: [string, Buffer][]): [Buffer, Uint32Array] => {
+        const spans = new Uint32Array(entries.length * 4);
+        let at = 0;
+        entries.forEach(([key, value], i) => {
+          spans.set([at, key.length, at + key.length, value.length], i * 4);
+          at += key.length + value.length;
+        });
+        return [Buffer.concat(entries.flatMap(([key, value]) => [Buffer.from(key), value])), spans];
+      };
+      db.store('a', record(5, 'five'));
+      db.store('headerless', Buffer.from('abc'));
+      const ok = batch([
+        ['a', record(6, 'six')],
+        ['new', record(1, 'one')],
+        ['empty', record(0, '')],
+        ['headerless', record(0, '')],
+      ]);
+      expect(db.updateMany(...ok, 8)).toBe(4);
+      expect(db.fetch('a')).toEqual(record(6, 'six'));
+      expect(db.fetch('empty')).toEqual(record(0, ''));
+      expect(db.fetch('headerless')).toEqual(record(0, ''));
+      // Same rsn and value: stored (again); same rsn, other value: refused, and what follows is not stored.
+      const stale = batch([
+        ['a', record(6, 'six')],
+        ['a', record(6, 'SIX')],
+        ['later', record(1, 'x')],
+      ]);
+      expect(db.updateMany(...stale, 8)).toBe(1);
+      expect(db.fetch('a')).toEqual(record(6, 'six'));
+      expect(db.exists('later')).toBe(false);
+      expect(db.updateMany(...batch([['zero', record(0, 'value')]]), 8)).toBe(0);
+      expect(db.updateMany(...batch([['short', Buffer.from('1234')]]), 8)).toBe(0);
+      const [buffer, spans] = batch([['k', record(9, 'v')]]);
+      spans[3] = 100;
+      expect(() => db.updateMany(buffer, spans, 8)).toThrow(/record 0 of updateMany lies outside the buffer/);
+    } finally {
+      db.close();
+    }
+  });
+
   test('digestRecData is the SHA-256 of what traverseRecBuffers lays out, and counts the unusual records', () => {
     const db = TdbFile.open(fresh('digest'), { hashSize: 1009 });
     try {
