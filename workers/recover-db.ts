@@ -183,7 +183,7 @@ class DatabaseRecovery {
       seqnums.forEach((seqnum, i) => seqnum > seqnums[source] && (source = i));
       recipe = { merge: fromNode(source), outcome: { source, rewrite: null } };
       const own = digests[source];
-      mirrors = digests.map((d, p) => p !== source && own !== null && d !== null && d.records === own.records && d.digest.equals(own.digest));
+      mirrors = digests.map((d, p) => p !== source && own !== null && d !== null && d.digest.equals(own.digest));
       if (own !== null && own.unusual === 0 && mirrors.every((mirror, p) => mirror || p === source)) {
         return { inStep: own.records };
       }
