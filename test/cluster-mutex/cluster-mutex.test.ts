@@ -156,9 +156,11 @@ describe('what a helper process inherits', () => {
     const { mutex } = scratch.open({ lock: '!/bin/sleep 30', timeoutSeconds: 0 });
     void mutex.take();
     const pid = mutex.pid ?? -1;
-    // Wait for the exec to complete (with chrt in between, there are two).
-    for (let tries = 0; fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; tries++) {
-      if (tries > 100) throw new Error('helper never became sleep');
+    // Wait for the exec to complete (with chrt in between, there are two) and for sleep to be
+    // asleep: its own start-up (the loader, locale files) holds a file open for a moment.
+    const asleep = (): boolean => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep' && fs.readFileSync(`/proc/${pid}/wchan`, 'utf8').includes('nanosleep');
+    for (let tries = 0; !asleep(); tries++) {
+      if (tries > 100) throw new Error('helper never went to sleep');
       await sleep(20);
     }
     const fds = fs.readdirSync(`/proc/${pid}/fd`).sort();
