@@ -230,6 +230,7 @@ Status Store::MergeWithLeft(uint32_t off, const Record& rec, uint32_t* left_off,
 }
 
 Status Store::FreeBlock(uint32_t off, Record rec) {
+  if (txn_) txn_->fresh_block = 0;
   Status s = WriteTailer(off, rec);
   if (s != Status::kOk) return s;
   uint32_t left_off;
@@ -256,13 +257,16 @@ Status Store::AllocateFromFreelist(uint32_t length, Record* rec, uint32_t* off) 
   want = (want + 3) & ~uint64_t{3};
   if (want > UINT32_MAX - kRecordHeaderSize) return Fail(Status::kOom, "record too large");
   const uint32_t need = static_cast<uint32_t>(want);
+  Status s;
+  if (FromFreshBlock(need, rec, off, &s)) return s;
   for (int attempt = 0; attempt < 4; attempt++) {
     bool merged_candidate;
+    uint32_t longest = 0;
     do {
       merged_candidate = false;
+      longest = 0;
       uint32_t last = kFreelistTop, ptr = 0;
-      Status s = ReadOff(kFreelistTop, &ptr);
-      if (s != Status::kOk) return s;
+      if ((s = ReadOff(kFreelistTop, &ptr)) != Status::kOk) return s;
       uint32_t best = 0, best_last = 0, best_len = 0;
       double multiplier = 1.0;
       WalkGuard guard(map_size_);
@@ -275,12 +279,15 @@ Status Store::AllocateFromFreelist(uint32_t length, Record* rec, uint32_t* off) 
         if ((s = MergeWithLeft(ptr, *rec, &left_off, &left_rec, &merged)) != Status::kOk) return s;
         if (merged) {
           // This block now belongs to its left neighbour: unlink it and move on.
+          if (txn_) txn_->fresh_block = 0;
           if ((s = WriteOff(last, rec->next)) != Status::kOk) return s;
           ptr = rec->next;
           if (best == left_off) best_len = left_rec.rec_len;
           if (left_rec.rec_len > need) merged_candidate = true;
+          longest = std::max(longest, left_rec.rec_len);
           continue;
         }
+        longest = std::max(longest, rec->rec_len);
         if (rec->rec_len >= need && (best == 0 || rec->rec_len < best_len)) {
           best = ptr;
           best_last = last;
@@ -293,28 +300,55 @@ Status Store::AllocateFromFreelist(uint32_t length, Record* rec, uint32_t* off) 
       }
       if (best != 0) {
         if ((s = ReadFreeRec(best, rec)) != Status::kOk) return s;
-        if (rec->rec_len < need + kRecordHeaderSize + 4 + 8) {
-          // Too small to split: take it whole.
-          if ((s = WriteOff(best_last, rec->next)) != Status::kOk) return s;
-          rec->magic = kUsedMagic;
-          if ((s = WriteRec(best, *rec)) != Status::kOk) return s;
-          *off = best;
-          return Status::kOk;
-        }
-        // Cut the new record from the end, so a later left-merge can undo the split.
-        rec->rec_len -= need + kRecordHeaderSize;
-        if ((s = WriteRec(best, *rec)) != Status::kOk || (s = WriteTailer(best, *rec)) != Status::kOk) return s;
-        const uint32_t new_off = best + kRecordHeaderSize + rec->rec_len;
-        *rec = Record{0, need, 0, 0, 0, kUsedMagic};
-        if ((s = WriteRec(new_off, *rec)) != Status::kOk || (s = WriteTailer(new_off, *rec)) != Status::kOk) return s;
-        *off = new_off;
-        return Status::kOk;
+        return CarveFree(best, best_last, need, rec, off);
       }
     } while (merged_candidate);
-    Status s = Expand(need + kRecordHeaderSize);
-    if (s != Status::kOk) return s;
+    const uint32_t grown_at = map_size_;
+    if ((s = Expand(need + kRecordHeaderSize)) != Status::kOk) return s;
+    if (txn_) {
+      // The walk just made saw every entry, none as long as `need`: see Transaction::fresh_block.
+      uint32_t head = 0;
+      if ((s = ReadOff(kFreelistTop, &head)) != Status::kOk) return s;
+      txn_->fresh_block = head == grown_at ? grown_at : 0;
+      txn_->fresh_over = longest;
+    }
   }
   return Fail(Status::kOom, "no free space after growing the file");
+}
+
+// Inside a transaction no other process changes the free list, and until something is freed
+// the walk would pass over entries all shorter than `need` to come back to the growth's block:
+// storing many new records into a file that grows is then one read of the list head each.
+bool Store::FromFreshBlock(uint32_t need, Record* rec, uint32_t* off, Status* s) {
+  if (!txn_ || txn_->fresh_block == 0 || need <= txn_->fresh_over) return false;
+  uint32_t head = 0;
+  if ((*s = ReadOff(kFreelistTop, &head)) != Status::kOk) return true;
+  if (head != txn_->fresh_block) return false;
+  if ((*s = ReadFreeRec(head, rec)) != Status::kOk) return true;
+  if (rec->rec_len < need) return false;
+  *s = CarveFree(head, kFreelistTop, need, rec, off);
+  return true;
+}
+
+// Takes `need` bytes of the free block at `block` (linked from `link`; *rec holds its header).
+Status Store::CarveFree(uint32_t block, uint32_t link, uint32_t need, Record* rec, uint32_t* off) {
+  Status s;
+  if (rec->rec_len < need + kRecordHeaderSize + 4 + 8) {
+    // Too small to split: take it whole.
+    if ((s = WriteOff(link, rec->next)) != Status::kOk) return s;
+    rec->magic = kUsedMagic;
+    if ((s = WriteRec(block, *rec)) != Status::kOk) return s;
+    *off = block;
+    return Status::kOk;
+  }
+  // Cut the new record from the end, so a later left-merge can undo the split.
+  rec->rec_len -= need + kRecordHeaderSize;
+  if ((s = WriteRec(block, *rec)) != Status::kOk || (s = WriteTailer(block, *rec)) != Status::kOk) return s;
+  const uint32_t new_off = block + kRecordHeaderSize + rec->rec_len;
+  *rec = Record{0, need, 0, 0, 0, kUsedMagic};
+  if ((s = WriteRec(new_off, *rec)) != Status::kOk || (s = WriteTailer(new_off, *rec)) != Status::kOk) return s;
+  *off = new_off;
+  return Status::kOk;
 }
 
 Status Store::Expand(uint32_t size) {

@@ -215,6 +215,8 @@ class Store {
   Status FreeBlock(uint32_t off, Record rec);  // caller holds the free-list lock
   Status Allocate(uint32_t length, Record* rec, uint32_t* off);
   Status AllocateFromFreelist(uint32_t length, Record* rec, uint32_t* off);
+  Status CarveFree(uint32_t block, uint32_t link, uint32_t need, Record* rec, uint32_t* off);
+  bool FromFreshBlock(uint32_t need, Record* rec, uint32_t* off, Status* s);
   Status Expand(uint32_t size);
   Status MergeWithLeft(uint32_t off, const Record& rec, uint32_t* left_off, Record* left_rec, bool* merged);
   void BumpSeqnum();

@@ -19,6 +19,11 @@ struct Transaction {
   bool prepared = false;
   bool expanded = false;
   bool failed = false;
+  // The block the last growth added, while nothing has been freed since: every older free-list
+  // entry was shorter than `fresh_over` then (the walk before the growth saw them all and none
+  // fitted), so for a longer record this block, still the list head, is the walk's answer.
+  uint32_t fresh_block = 0;
+  uint32_t fresh_over = 0;
   bool HasBlocks() const {
     for (const auto& b : blocks)
       if (b) return true;

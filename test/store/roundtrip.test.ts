@@ -10,6 +10,8 @@ import { DIST_TOOLS, ensureToolsBuilt, makeTempDir, oracle, parseHexDump, random
 const RECORDS = scaled(100_000);
 const DELETE = 0xffffffff; // an operations file's data length for "delete the key" (oracle.py)
 const MUTEX_SIZE_OFFSET = 64; // header field: bytes of the mutex area in front of the header
+const RECOVERY_HEAD_OFFSET = 44; // header field: offset of the recovery area
+const RECORD_HEADER = 24;
 const tmp = makeTempDir('tdb-roundtrip');
 afterAll(() => tmp.cleanup());
 
@@ -88,35 +90,89 @@ describe.concurrent.each(modes)('round trip, $name', ({ seed, flags, hashSize })
   }, 180_000);
 });
 
-describe.concurrent.each(modes)('same operations, same file, $name', ({ seed, flags, hashSize }) => {
-  test('stores, deletes and growing rewrites leave a file byte-identical to libtdb\'s', async () => {
-    // Every fifth record is deleted and every seventh rewritten larger, in the order they came.
-    const records = [...randomRecords(scaled(20_000), seed + 7)].map(([key, value]) => ({ key: Buffer.from(key, 'hex'), value }));
-    const operations: Array<{ key: Buffer; value?: Buffer }> = records.slice();
-    records.forEach(({ key, value }, i) => {
-      if (i % 5 === 0) operations.push({ key });
-      else if (i % 7 === 0) operations.push({ key, value: Buffer.concat([value, value, Buffer.from('grown')]) });
-    });
-    const opsFile = path.join(tmp.dir, `ops-${seed}`);
-    fs.writeFileSync(opsFile, Buffer.concat(operations.flatMap(({ key, value }) => {
-      const lens = Buffer.alloc(8);
-      lens.writeUInt32LE(key.length, 0);
-      lens.writeUInt32LE(value?.length ?? DELETE, 4);
-      return [lens, key, value ?? Buffer.alloc(0)];
-    })));
-    const theirs = path.join(tmp.dir, `replay-libtdb-${seed}.tdb`);
-    const ours = path.join(tmp.dir, `replay-ours-${seed}.tdb`);
-    await oracle(['replay', theirs, String(flags), String(hashSize), opsFile]);
-    const db = TdbFile.open(ours, { flags, hashSize });
-    for (const { key, value } of operations) {
+type Operation = { key: Buffer; value?: Buffer };
+
+function writeOperations(file: string, operations: readonly Operation[]): string {
+  fs.writeFileSync(file, Buffer.concat(operations.flatMap(({ key, value }) => {
+    const lens = Buffer.alloc(8);
+    lens.writeUInt32LE(key.length, 0);
+    lens.writeUInt32LE(value?.length ?? DELETE, 4);
+    return [lens, key, value ?? Buffer.alloc(0)];
+  })));
+  return file;
+}
+
+/** Every fifth record is deleted and every seventh rewritten larger, in the order they came. */
+function churn(count: number, seed: number): Operation[] {
+  const records = [...randomRecords(count, seed)].map(([key, value]) => ({ key: Buffer.from(key, 'hex'), value }));
+  const operations: Operation[] = records.slice();
+  records.forEach(({ key, value }, i) => {
+    if (i % 5 === 0) operations.push({ key });
+    else if (i % 7 === 0) operations.push({ key, value: Buffer.concat([value, value, Buffer.from('grown')]) });
+  });
+  return operations;
+}
+
+/**
+ * The file with the recovery area's saved copy of the header's recovery-area offset zeroed. A
+ * commit saves the old header there; libtdb saves it after pointing it at a new area, we before
+ * (so that a rollback also restores the old pointer: see Store::SetupRecovery).
+ */
+function withoutSavedRecoveryHead(file: Buffer): Buffer {
+  const base = file.readUInt32LE(MUTEX_SIZE_OFFSET);
+  const area = file.readUInt32LE(base + RECOVERY_HEAD_OFFSET);
+  if (area === 0) return file;
+  const saved = area + RECORD_HEADER + file.readUInt32LE(base + area + 12); // data_len: bytes of saved pages
+  for (let at = area + RECORD_HEADER; at < saved; ) {
+    const [offset, length] = [file.readUInt32LE(base + at), file.readUInt32LE(base + at + 4)];
+    if (offset <= RECOVERY_HEAD_OFFSET && RECOVERY_HEAD_OFFSET + 4 <= offset + length) file.writeUInt32LE(0, base + at + 8 + RECOVERY_HEAD_OFFSET - offset);
+    at += 8 + length;
+  }
+  return file;
+}
+
+/** libtdb (oracle.py) and our store each apply `operations`, then `inTransaction` in one transaction; the files must be equal. */
+async function expectSameFile(label: string, flags: number, hashSize: number, operations: readonly Operation[], inTransaction?: readonly Operation[]): Promise<void> {
+  const opsFile = writeOperations(path.join(tmp.dir, `ops-${label}`), operations);
+  const txnFile = inTransaction === undefined ? [] : [writeOperations(path.join(tmp.dir, `txn-ops-${label}`), inTransaction)];
+  const theirs = path.join(tmp.dir, `replay-libtdb-${label}.tdb`);
+  const ours = path.join(tmp.dir, `replay-ours-${label}.tdb`);
+  await oracle(['replay', theirs, String(flags), String(hashSize), opsFile, ...txnFile]);
+  const db = TdbFile.open(ours, { flags, hashSize });
+  const apply = (ops: readonly Operation[]): void => {
+    for (const { key, value } of ops) {
       if (value === undefined) db.delete(key);
       else db.store(key, value);
     }
-    db.close();
-    // The mutex area holds process-specific pthread state; everything after it must match.
-    const [a, b] = [fs.readFileSync(theirs), fs.readFileSync(ours)];
-    const mutexArea = a.readUInt32LE(MUTEX_SIZE_OFFSET);
-    expect(b.length).toBe(a.length);
-    expect(b.subarray(mutexArea).equals(a.subarray(mutexArea))).toBe(true);
+  };
+  apply(operations);
+  if (inTransaction !== undefined) {
+    db.transactionStart();
+    apply(inTransaction);
+    db.transactionCommit();
+  }
+  db.close();
+  // The mutex area holds process-specific pthread state; everything after it must match.
+  const [a, b] = [fs.readFileSync(theirs), fs.readFileSync(ours)].map(withoutSavedRecoveryHead);
+  const mutexArea = a.readUInt32LE(MUTEX_SIZE_OFFSET);
+  expect(b.length).toBe(a.length);
+  expect(b.subarray(mutexArea).equals(a.subarray(mutexArea))).toBe(true);
+}
+
+describe.concurrent.each(modes)('same operations, same file, $name', ({ seed, flags, hashSize }) => {
+  test('stores, deletes and growing rewrites leave a file byte-identical to libtdb\'s', async () => {
+    await expectSameFile(`${seed}`, flags, hashSize, churn(scaled(20_000), seed + 7));
+  }, 120_000);
+
+  test('a transaction that grows the file over a fragmented free list allocates as libtdb does', async () => {
+    // The churn leaves free blocks of all sizes; the transaction then stores many new records
+    // (most longer than any free block, so the file grows, some short enough to fit one) and
+    // deletes a few, which frees blocks in the middle of the growth.
+    const inTransaction: Operation[] = [...randomRecords(scaled(20_000), seed + 11)].map(([key, value], i) => ({
+      key: Buffer.from(key, 'hex'),
+      value: i % 13 === 0 ? value.subarray(0, 3) : Buffer.concat([value, value]),
+    }));
+    inTransaction.forEach(({ key }, i) => i % 997 === 0 && inTransaction.push({ key }));
+    await expectSameFile(`txn-${seed}`, flags, hashSize, churn(scaled(5_000), seed + 7), inTransaction);
   }, 120_000);
 });
