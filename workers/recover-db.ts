@@ -17,7 +17,7 @@
 // Pulled rec_buffers never cross a thread boundary: socket → stage → socket, as raw bytes.
 import v8 from 'node:v8';
 import { CtdbClient } from '../src/client/ctdb-client';
-import { ControlCode, INVALID_GENERATION, LMASTER_ANY, Srvid } from '../src/protocol';
+import { ControlCode, INVALID_GENERATION, LMASTER_ANY, MESSAGE_HEADROOM, PACKET_TAILROOM, Srvid, frameMessage } from '../src/protocol';
 import type { ControlReplies, ControlRequests, RecordsDigest } from '../src/protocol';
 import { NodeControls, NodeFailure, settleInOrder } from '../src/recovery/node-controls';
 import { RecBufferPacker, type HeaderRewrite } from '../src/protocol/rec-buffer';
@@ -260,7 +260,14 @@ class DatabaseRecovery {
     const t = this.task;
     const client = this.#connected();
     const srvid = streamSrvid(t.dbId, PUSH_STREAM);
-    const packers = t.activeNodes.map(() => new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite));
+    // Each rec_buffer is packed where its message's packet will carry it, in buffers reused
+    // once the socket has taken what they held.
+    const packers = t.activeNodes.map((pnn) => {
+      const header = client.messageHeader(pnn);
+      const framing = { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room: Buffer, length: number) => frameMessage(room, length, header, srvid) };
+      return new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite, framing);
+    });
+    const sent: [RecBufferPacker, Buffer][] = [];
     const deliveries = plan.deliveries();
     let next = deliveries.next();
     // Every node holds exactly what it should (typical of a persistent database): a push of
@@ -270,13 +277,15 @@ class DatabaseRecovery {
     // Up to PUSH_WINDOW bytes go out before we wait for our socket to take them: enough to keep
     // the daemons busy while we pack, and a bound on what waits in memory.
     let unflushed = 0;
-    const send = async (p: number, buffer: Buffer | null): Promise<void> => {
-      if (buffer === null) return;
-      client.sendMessage(t.activeNodes[p], srvid, buffer);
-      unflushed += buffer.length;
+    const send = async (p: number, packet: Buffer | null): Promise<void> => {
+      if (packet === null) return;
+      client.sendFramedMessage(packet);
+      sent.push([packers[p], packet]);
+      unflushed += packet.length;
       if (unflushed < PUSH_WINDOW) return;
       unflushed = 0;
       await client.flush();
+      for (const [packer, done] of sent.splice(0)) packer.recycle(done);
     };
     const { record } = plan;
     for (; next.done !== true; next = deliveries.next()) {

@@ -12,7 +12,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { LTDB_HEADER_SIZE, LtdbFlag } from '../src/protocol';
+// From the defining modules: the index's re-exports are getters, a call per use in a record loop.
+import { LtdbFlag } from '../src/protocol/constants';
+import { LTDB_HEADER_SIZE } from '../src/protocol/types';
 import { exactRecord, recordKey, recordOffsets, type HeaderRewrite, type RecordOffsets } from '../src/protocol/rec-buffer';
 
 /**

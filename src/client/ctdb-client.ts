@@ -156,9 +156,17 @@ export class CtdbClient {
 
   /** Returns false when the socket's write buffer is full: wait for flush() before sending more. */
   sendMessage(destnode: number, srvid: bigint, data: Buffer): boolean {
-    return this.#socket.write(
-      encodePacket({ header: makeHeader(Operation.REQ_MESSAGE, { destnode, srcnode: this.pnn, reqid: 0 }), srvid, data }),
-    );
+    return this.#socket.write(encodePacket({ header: this.messageHeader(destnode), srvid, data }));
+  }
+
+  /** The header of this client's messages to `destnode`, for framing one in place (frameMessage). */
+  messageHeader(destnode: number): ReqMessage['header'] {
+    return makeHeader(Operation.REQ_MESSAGE, { destnode, srcnode: this.pnn, reqid: 0 });
+  }
+
+  /** A message framed in place with messageHeader; like sendMessage otherwise. The packet must stay as it is until flush(). */
+  sendFramedMessage(packet: Buffer): boolean {
+    return this.#socket.write(packet);
   }
 
   /** Resolves once everything written so far has reached the kernel. */

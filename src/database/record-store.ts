@@ -1,8 +1,10 @@
 // How the daemon reads and writes records of a clustered database: a missing record gets the
 // initial header (owned by its lmaster), and every store follows ctdbd's rules for which empty
 // records to keep, when the rsn moves on and which flags never reach the file.
-import { LTDB_DMASTER_OFFSET, LTDB_FLAGS_OFFSET, LTDB_HEADER_SIZE, LtdbFlag } from '../protocol';
 import type { LtdbHeader, VnnMap } from '../protocol';
+// From the defining modules: the index's re-exports are getters, a call per use in a record loop.
+import { LtdbFlag } from '../protocol/constants';
+import { LTDB_DMASTER_OFFSET, LTDB_FLAGS_OFFSET, LTDB_HEADER_SIZE } from '../protocol/types';
 import { REC_DATA_FIXED } from '../protocol/rec-buffer';
 import { buildLtdbRecord, parseLtdbRecord } from '../store';
 import type { ClusterDatabase } from './database';
@@ -101,14 +103,15 @@ export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buff
     if (batched > 0) db.file.storeMany(buffer, spans.subarray(0, batched * 4));
     batched = 0;
   };
-  const generalRules = db.volatile && ctx.vnnMap.map.length === 0;
+  const volatile = db.volatile;
+  const generalRules = volatile && ctx.vnnMap.map.length === 0;
   for (let i = 0; i < starts.length; i++) {
     const keyAt = starts[i] + REC_DATA_FIXED;
     const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
     const valueLength = starts[i] + sizes[i] - valueAt;
     const flagsAt = valueAt + LTDB_FLAGS_OFFSET;
     let flags = (buffer.readUInt32LE(flagsAt) & ~LtdbFlag.RO_FLAGS) >>> 0;
-    if (db.volatile) {
+    if (volatile) {
       if (generalRules || valueLength <= LTDB_HEADER_SIZE) {
         buffer.writeUInt32LE(flags, flagsAt);
         flush();

@@ -265,13 +265,36 @@ const DAEMON_MIN_SIZE: Record<Operation, number> = {
 
 /** Encodes a packet zero-padded (like ctdbd) to CTDB_DS_ALIGNMENT, with the padded size in the length field. */
 export function encodePacket(p: Packet): Buffer {
+  return writePacket(p, null);
+}
+
+/**
+ * Bytes of a REQ_MESSAGE in front of its data. A sender that builds large data at this offset
+ * of a buffer of its own, with PACKET_TAILROOM bytes to spare after it, frames it there
+ * (frameMessage) instead of having encodePacket copy it into a new packet.
+ */
+export const MESSAGE_HEADROOM = HEADER_SIZE + bodyCodecs[Operation.REQ_MESSAGE].size({ srvid: 0n, data: Buffer.alloc(0) });
+/** Room for the zero padding after a packet's last field. */
+export const PACKET_TAILROOM = CTDB_DS_ALIGNMENT - 1;
+
+/**
+ * Frames the `dataLength` bytes at MESSAGE_HEADROOM of `room` as a REQ_MESSAGE, in place: the
+ * packet is the start of `room`.
+ */
+export function frameMessage(room: Buffer, dataLength: number, header: ReqMessage['header'], srvid: bigint): Buffer {
+  return writePacket({ header, srvid, data: room.subarray(MESSAGE_HEADROOM, MESSAGE_HEADROOM + dataLength) }, room);
+}
+
+/** Into `room` (whose fields already in place are written over themselves) or a new buffer. */
+function writePacket(p: Packet, room: Buffer | null): Buffer {
   const op = p.header.operation;
   const headerOnly = op === Operation.REQ_KEEPALIVE && (p as ReqKeepalive).headerOnly === true;
   const codec = bodyCodecs[op] as Codec<Packet>;
   const end = headerOnly ? HEADER_SIZE : HEADER_SIZE + codec.size(p);
   const padded = Math.ceil(Math.max(end, headerOnly ? 0 : DAEMON_MIN_SIZE[op]) / CTDB_DS_ALIGNMENT) * CTDB_DS_ALIGNMENT;
+  if (room !== null && room.length < padded) throw new ProtocolError(`${padded}-byte packet framed in ${room.length} bytes`);
   // Every byte up to `end` is written by the codecs (padding fields included); the rest is zeroed here.
-  const buf = Buffer.allocUnsafe(padded);
+  const buf = room === null ? Buffer.allocUnsafe(padded) : room.subarray(0, padded);
   headerCodec.write(p.header, buf, 0);
   buf.writeUInt32LE(padded, 0);
   if (!headerOnly) codec.push(p, buf, HEADER_SIZE);

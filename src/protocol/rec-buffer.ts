@@ -92,6 +92,19 @@ export interface HeaderRewrite {
 }
 
 /**
+ * Where a packer puts each rec_buffer: `headroom` bytes into a buffer of its own with
+ * `tailroom` bytes to spare after it, which `frame` turns into what finish() returns (a
+ * packet around the rec_buffer, in place).
+ */
+export interface PackerFraming {
+  headroom: number;
+  tailroom: number;
+  frame(room: Buffer, length: number): Buffer;
+}
+
+const UNFRAMED: PackerFraming = { headroom: 0, tailroom: 0, frame: (room, length) => room.subarray(0, length) };
+
+/**
  * Packs staged records into rec_buffers of at most about `limit` bytes (a buffer is closed
  * once it passes the limit, as ctdb_recovery_helper does, so one record may overshoot it).
  * Records that follow each other in their source are copied in one piece.
@@ -104,6 +117,8 @@ export class RecBufferPacker {
   #runSource: Buffer | null = null;
   #runStart = 0;
   #runEnd = 0;
+  /** Buffers handed back (recycle) for the next rec_buffers: fresh memory costs a page fault per page. */
+  readonly #spare: Buffer[] = [];
   records = 0;
   bytes = 0;
 
@@ -111,6 +126,7 @@ export class RecBufferPacker {
     private readonly dbId: number,
     private readonly limit: number,
     private readonly rewrite: HeaderRewrite | null,
+    private readonly framing: PackerFraming = UNFRAMED,
   ) {}
 
   /** Adds the rec_data at `offset` of `source`; returns a finished buffer when this one filled it. */
@@ -129,15 +145,22 @@ export class RecBufferPacker {
   finish(): Buffer | null {
     this.#copyRun();
     if (this.#count === 0 || this.#out === null) return null;
-    const out = this.#out.subarray(0, this.#size);
-    out.writeUInt32LE(this.dbId, 0);
-    out.writeUInt32LE(this.#count, 4);
+    const { headroom } = this.framing;
+    this.#out.writeUInt32LE(this.dbId, headroom);
+    this.#out.writeUInt32LE(this.#count, headroom + 4);
+    const out = this.framing.frame(this.#out, this.#size);
     this.records += this.#count;
-    this.bytes += out.length;
+    this.bytes += this.#size;
     this.#out = null;
     this.#size = BUFFER_HEADER;
     this.#count = 0;
     return out;
+  }
+
+  /** A buffer finish() returned, no longer needed by whoever took it: its memory is reused. */
+  recycle(finished: Buffer): void {
+    const whole = Buffer.from(finished.buffer, finished.byteOffset, finished.buffer.byteLength - finished.byteOffset);
+    if (whole.length === this.#standardSize()) this.#spare.push(whole);
   }
 
   #copyRun(): void {
@@ -145,21 +168,28 @@ export class RecBufferPacker {
     if (source === null) return;
     const length = this.#runEnd - this.#runStart;
     const out = this.#room(length);
-    source.copy(out, this.#size, this.#runStart, this.#runEnd);
-    const end = this.#size + length;
-    if (this.rewrite !== null) for (let at = this.#size; at < end; at += out.readUInt32LE(at)) patchHeader(out, at, this.rewrite);
-    this.#size = end;
+    const start = this.framing.headroom + this.#size;
+    source.copy(out, start, this.#runStart, this.#runEnd);
+    const end = start + length;
+    if (this.rewrite !== null) for (let at = start; at < end; at += out.readUInt32LE(at)) patchHeader(out, at, this.rewrite);
+    this.#size += length;
     this.#runSource = null;
+  }
+
+  /** Sized for a whole rec_buffer at once when the limit is sane. */
+  #standardSize(): number {
+    return this.framing.headroom + Math.min(this.limit, MAX_PREALLOCATED) + PACK_SLACK + this.framing.tailroom;
   }
 
   /** The buffer being filled, with room for `length` more bytes. */
   #room(length: number): Buffer {
-    const needed = this.#size + length;
+    const { headroom, tailroom } = this.framing;
+    const needed = headroom + this.#size + length + tailroom;
     if (this.#out !== null && needed <= this.#out.length) return this.#out;
-    // Sized for a whole rec_buffer at once when the limit is sane; grown for an outsized run.
-    const size = Math.max(needed, Math.min(this.limit, MAX_PREALLOCATED) + PACK_SLACK);
-    const grown = Buffer.allocUnsafe(size);
-    this.#out?.copy(grown, 0, 0, this.#size);
+    // Grown for an outsized run.
+    const size = Math.max(needed, this.#standardSize());
+    const grown = (size === this.#standardSize() ? this.#spare.pop() : undefined) ?? Buffer.allocUnsafe(size);
+    this.#out?.copy(grown, 0, 0, headroom + this.#size);
     this.#out = grown;
     return grown;
   }

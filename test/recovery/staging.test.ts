@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { LtdbFlag, decodeRecBuffer, encodeRecBuffer } from '../../src/protocol';
+import { LtdbFlag, MESSAGE_HEADROOM, Operation, PACKET_TAILROOM, decodePacket, decodeRecBuffer, encodePacket, encodeRecBuffer, frameMessage, makeHeader, type ReqMessage } from '../../src/protocol';
 import { RecBufferError, RecBufferPacker, forEachRecord, isEmptyRecord, recordDmaster, recordKey, recordRsn } from '../../src/protocol/rec-buffer';
 import { ALL_NODES, MemoryBudget, MergingStage, fromNode, highestRsn, type Outcome } from '../../workers/staging-store';
 
@@ -82,6 +82,41 @@ describe('rec_buffer packing', () => {
     const [record] = walk(buffer([{ key: 'p', rsn: 5, dmaster: 1, value: 'x' }]));
     packer.add(record);
     expect((packer.finish() as Buffer).subarray(8)).toEqual(record);
+  });
+});
+
+describe('rec_buffer packing into message packets', () => {
+  const header = makeHeader(Operation.REQ_MESSAGE, { destnode: 2, srcnode: 1, reqid: 0 });
+  const srvid = 0xf10000001234n;
+  const framed = (): RecBufferPacker =>
+    new RecBufferPacker(DB, 200, { dmaster: 0 }, { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room, length) => frameMessage(room, length, header, srvid) });
+
+  it('gives the packets sendMessage would send for the same rec_buffers, reusing recycled memory', () => {
+    // Record lengths that leave the rec_buffers unaligned, so the packets carry padding.
+    const records = walk(buffer(Array.from({ length: 7 }, (_, i) => ({ key: `key${i}`, rsn: i, dmaster: 2, value: 'v'.repeat(45 + i) }))));
+    const plain = new RecBufferPacker(DB, 200, { dmaster: 0 });
+    const expected = [...records.map((r) => plain.add(r)), plain.finish()].filter((b): b is Buffer => b !== null);
+    const packer = framed();
+    const packets: Buffer[] = [];
+    for (const r of records) {
+      const packet = packer.add(r);
+      if (packet === null) continue;
+      packets.push(Buffer.from(packet));
+      packer.recycle(packet);
+    }
+    packets.push(Buffer.from(packer.finish() as Buffer));
+    expect(packets).toEqual(expected.map((data) => encodePacket({ header, srvid, data })));
+    expect(packets.map((p) => (decodePacket(p) as ReqMessage).data)).toEqual(expected);
+    expect(packer.bytes).toBe(plain.bytes);
+  });
+
+  it('packs into a recycled buffer instead of a new one', () => {
+    const records = walk(buffer(Array.from({ length: 4 }, (_, i) => ({ key: `k${i}`, rsn: i, dmaster: 2, value: 'v'.repeat(80) }))));
+    const packer = framed();
+    const first = [packer.add(records[0]), packer.add(records[1])].find((b) => b !== null) as Buffer;
+    packer.recycle(first);
+    const second = [packer.add(records[2]), packer.add(records[3]), packer.finish()].find((b) => b !== null) as Buffer;
+    expect(second.buffer).toBe(first.buffer);
   });
 });
 
