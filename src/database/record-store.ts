@@ -110,7 +110,8 @@ export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buff
     const valueAt = keyAt + buffer.readUInt32LE(starts[i] + 8);
     const valueLength = starts[i] + sizes[i] - valueAt;
     const flagsAt = valueAt + LTDB_FLAGS_OFFSET;
-    let flags = (buffer.readUInt32LE(flagsAt) & ~LtdbFlag.RO_FLAGS) >>> 0;
+    const received = buffer.readUInt32LE(flagsAt);
+    let flags = (received & ~LtdbFlag.RO_FLAGS) >>> 0;
     if (volatile) {
       if (generalRules || valueLength <= LTDB_HEADER_SIZE) {
         buffer.writeUInt32LE(flags, flagsAt);
@@ -124,7 +125,8 @@ export function storePushedRecords(ctx: RecordContext, db: ClusterDatabase, buff
       // Asked per record: a record taking storeRecord's path may have queued something.
       if (ctx.deletions?.queued(db)) ctx.deletions.remove(db, buffer.subarray(keyAt, valueAt));
     }
-    buffer.writeUInt32LE(flags, flagsAt);
+    // Mostly as received: a write costs its argument checks.
+    if (flags !== received) buffer.writeUInt32LE(flags, flagsAt);
     const at = batched++ * 4;
     spans[at] = keyAt;
     spans[at + 1] = valueAt - keyAt;
