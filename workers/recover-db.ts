@@ -265,7 +265,7 @@ class DatabaseRecovery {
     const packers = t.activeNodes.map((pnn) => {
       const header = client.messageHeader(pnn);
       const framing = { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room: Buffer, length: number) => frameMessage(room, length, header, srvid) };
-      return new RecBufferPacker(t.dbId, t.recBufferSizeLimit, rewrite, framing);
+      return new RecBufferPacker(t.dbId, t.recBufferSizeLimit, plan.rewritten ? null : rewrite, framing);
     });
     const sent: [RecBufferPacker, Buffer][] = [];
     const deliveries = plan.deliveries();

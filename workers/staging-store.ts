@@ -15,7 +15,7 @@ import { open, type RootDatabase } from 'lmdb';
 // From the defining modules: the index's re-exports are getters, a call per use in a record loop.
 import { LtdbFlag } from '../src/protocol/constants';
 import { LTDB_HEADER_SIZE } from '../src/protocol/types';
-import { exactRecord, recordKey, recordOffsets, type HeaderRewrite, type RecordOffsets } from '../src/protocol/rec-buffer';
+import { exactRecord, recordKey, recordOffsets, rewriteHeader, type HeaderRewrite, type RecordOffsets } from '../src/protocol/rec-buffer';
 
 /**
  * Bytes of pulled records a recovery keeps in memory, over all its databases and threads. The
@@ -142,6 +142,8 @@ export interface PushPlan {
   deliveries(): Generator<number>;
   /** The current survivor's rec_data: `length` bytes at `offset` of `buffer` (reused between steps). */
   readonly record: RecordRef;
+  /** Whether `record` comes with the outcome's header rewrite done (else the packer does it). */
+  readonly rewritten: boolean;
   /** How many records every node holds afterwards (known once deliveries() is done). */
   survivors(): number;
 }
@@ -354,9 +356,12 @@ class MemoryStage {
           record.buffer = stage.#buffers[stage.#in[w][slot] - 1];
           record.offset = stage.#offset[w][slot];
           record.length = stage.#length[w][slot];
+          // Once for all nodes, in the staged bytes: nothing reads this slot's winner again.
+          if (outcome.rewrite !== null) rewriteHeader(record.buffer, record.offset, outcome.rewrite);
           yield mask;
         }
       },
+      rewritten: true,
       survivors: () => survivors,
     };
   }
@@ -541,6 +546,7 @@ export class MergingStage {
     return {
       wipe: new Array<boolean>(this.options.nodes).fill(true),
       record,
+      rewritten: false,
       *deliveries() {
         for (const [winner, position] of stage.entries()) {
           if ((outcome.source !== null && position !== outcome.source) || isEmptyAt(winner, 0)) continue;

@@ -171,7 +171,7 @@ export class RecBufferPacker {
     const start = this.framing.headroom + this.#size;
     source.copy(out, start, this.#runStart, this.#runEnd);
     const end = start + length;
-    if (this.rewrite !== null) for (let at = start; at < end; at += out.readUInt32LE(at)) patchHeader(out, at, this.rewrite);
+    if (this.rewrite !== null) for (let at = start; at < end; at += out.readUInt32LE(at)) rewriteHeader(out, at, this.rewrite);
     this.#size += length;
     this.#runSource = null;
   }
@@ -199,8 +199,8 @@ export class RecBufferPacker {
 const MAX_PREALLOCATED = 16 * 2 ** 20;
 const PACK_SLACK = 64 * 1024;
 
-// Read-only delegation flags are left alone: the receiving daemon strips them.
-function patchHeader(buf: Buffer, recordAt: number, rewrite: HeaderRewrite): void {
+/** The rec_data at `recordAt` as DB_PUSH sends it. Read-only delegation flags are left alone: the receiving daemon strips them. */
+export function rewriteHeader(buf: Buffer, recordAt: number, rewrite: HeaderRewrite): void {
   const header = recordAt + REC_DATA_FIXED + buf.readUInt32LE(recordAt + 8);
   buf.writeUInt32LE(rewrite.dmaster, header + 8);
   buf.writeUInt32LE((buf.readUInt32LE(header + 16) | LtdbFlag.MIGRATED_WITH_DATA) >>> 0, header + 16);

@@ -269,6 +269,23 @@ describe('staging', () => {
       expect(gets).toEqual([['ro', 'stale', 'unmastered'], ['unmastered'], ['ro', 'stale', 'unmastered']]);
     });
 
+    it.each(kinds)('%s: what the packers send carries the rewrite once, whoever applies it', (kind, budget) => {
+      const stage = merging(budget);
+      stage.add(buffer([{ key: 'a', rsn: 5, dmaster: 1, value: 'from 0', flags: LtdbFlag.RO_FLAGS }]), 0);
+      stage.add(buffer([{ key: 'a', rsn: 4, dmaster: 1, value: 'from 1' }, { key: 'b', rsn: 1, dmaster: 2, value: 'from 1' }]), 1);
+      stage.settle();
+      const rewrite = { dmaster: RM };
+      const plan = stage.plan({ source: null, rewrite });
+      expect(plan.rewritten).toBe(kind !== 'in LMDB');
+      const packer = new RecBufferPacker(DB, 1 << 20, plan.rewritten ? null : rewrite);
+      for (const _nodes of plan.deliveries()) packer.add(plan.record.buffer, plan.record.offset, plan.record.length);
+      const records = decodeRecBuffer(packer.finish() as Buffer).records.sort((x, y) => x.key.compare(y.key));
+      expect(records.map((r) => [r.key.toString(), r.data.readUInt32LE(8), r.data.readUInt32LE(16), r.data.subarray(24).toString()])).toEqual([
+        ['a', RM, (LtdbFlag.RO_FLAGS | LtdbFlag.MIGRATED_WITH_DATA) >>> 0, 'from 0'],
+        ['b', RM, LtdbFlag.MIGRATED_WITH_DATA, 'from 1'],
+      ]);
+    });
+
     it('wipes a node that holds a record that goes, sent nothing, or sent a key twice', () => {
       const deleted = merging();
       deleted.add(buffer([stored('gone', 2, 'old'), stored('kept', 1, 'k')]), 0);
