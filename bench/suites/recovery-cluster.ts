@@ -163,7 +163,7 @@ async function run(): Promise<SuiteResult> {
     median(runs.filter((r) => r.impl === impl && which(r)).map(pick));
   const notes = [
     `${RECORDS.toLocaleString('en-US')} volatile (key i on node i % 3) + ${RECORDS.toLocaleString('en-US')} persistent records (same on every node), 3 nodes on loopback, ${os.availableParallelism()} CPUs; \`ctdb recover\` on node ${TOOL_NODE}, RerecoveryTimeout 0`,
-    'trigger = `ctdb recover` started (it first waits for a leader broadcast: up to 1 s from ctdbd; ours broadcasts every 100 ms and its leader answers the registration at once); ACTIVE = its SET_RECMODE landed on node 0 (log); start = trigger → leader logs "Recovery initiated"; leader = "Recovery initiated" → "Recovery complete"; db = "recover database 0x…" → last node\'s "Thaw db"',
+    'trigger = `ctdb recover` started (it first waits for a leader broadcast: up to 1 s from ctdbd; ours broadcasts every 50 ms and its leader answers the registration at once); ACTIVE = its SET_RECMODE landed on node 0 (log); start = trigger → leader logs "Recovery initiated"; leader = "Recovery initiated" → "Recovery complete"; db = "recover database 0x…" → last node\'s "Thaw db"',
     'before runs 2+ the volatile database is wiped and re-seeded with the spread on every node (so each run moves every volatile record); the persistent one stays identical on all nodes',
   ];
   if (impls.length === 2) {

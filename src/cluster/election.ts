@@ -44,11 +44,11 @@ const FAST_ELECTION_MS = 500;
 const ANSWER_DELAY_MS = 500;
 /**
  * ctdbd broadcasts once a second. Every ctdb tool command that needs the leader (status,
- * recover, ipreallocate, ...) first waits for a broadcast, so a tenth of that makes them
+ * recover, ipreallocate, ...) first waits for a broadcast, so a twentieth of that makes them
  * answer sooner on every node (the leader answers its own clients at once); to the other
- * nodes a broadcast only restarts their leader timeout: ten small messages a second.
+ * nodes a broadcast only restarts their leader timeout: twenty small messages a second.
  */
-const BROADCAST_MS = 100;
+const BROADCAST_MS = 50;
 
 export class Election {
   leader: number = Pnn.UNKNOWN;
