@@ -138,7 +138,7 @@ export interface Outcome {
  */
 export interface PushPlan {
   wipe: boolean[];
-  /** Yields, per survivor some node lacks, the mask of those nodes; `record` then locates it. */
+  /** Yields, per survivor some node lacks, the mask of those nodes; `record` then locates it. Once per plan (see rewritten). */
   deliveries(): Generator<number>;
   /** The current survivor's rec_data: `length` bytes at `offset` of `buffer` (reused between steps). */
   readonly record: RecordRef;
