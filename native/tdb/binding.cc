@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -411,35 +412,63 @@ Napi::Value TraverseRecBuffers(const Napi::CallbackInfo& info, Handle& h) {
   return TraverseResult(env, s, count);
 }
 
-// digestRecData(out, minData, flagsMask): SHA-256 (into the 32-byte `out`) of the rec_data
-// records traverseRecBuffers would lay out, in its order, without building any buffer. Returns
-// [records, unusual], where unusual counts records whose data is at most minData bytes or whose
-// u32 at data offset 16 (the ltdb header's flags) has a bit of flagsMask; or -status.
+// A SHA-256 of rec_data records built over several digestRecData calls (slices of chains).
+struct RecDataDigest {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+  uint64_t count = 0, unusual = 0;
+  bool hashed = true;
+};
+
+RecDataDigest* DigestState(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    Napi::TypeError::New(info.Env(), "digest: state from newRecDataDigest() expected").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return info[0].As<Napi::External<RecDataDigest>>().Data();
+}
+
+// newRecDataDigest(): the state digestRecData and finishRecDataDigest work on.
+Napi::Value NewRecDataDigest(const Napi::CallbackInfo& info, Handle& h) {
+  Napi::Env env = info.Env();
+  auto digest = std::make_unique<RecDataDigest>();
+  if (!digest->ctx || EVP_DigestInit_ex(digest->ctx.get(), EVP_sha256(), nullptr) != 1) {
+    Napi::Error::New(env, "digest of " + h.store->path() + ": cannot start SHA-256").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::External<RecDataDigest>::New(env, digest.release(), [](Napi::Env, RecDataDigest* d) { delete d; });
+}
+
+// digestRecData(state, minData, flagsMask, fromChain, sliceBytes): adds to the SHA-256 the
+// rec_data records traverseRecBuffers would lay out, in its order, without building any buffer,
+// for the chains from fromChain on until about sliceBytes of records were read. Counts the
+// records, and as unusual those whose data is at most minData bytes or whose u32 at data offset
+// 16 (the ltdb header's flags) has a bit of flagsMask. Returns the chain to go on from (the hash
+// size when done), or -status.
 Napi::Value DigestRecData(const Napi::CallbackInfo& info, Handle& h) {
   Napi::Env env = info.Env();
-  constexpr size_t kDigestBytes = 32, kFlagsOffset = 16;
-  if (info.Length() < 3 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != kDigestBytes || !info[1].IsNumber() || !info[2].IsNumber()) {
-    Napi::TypeError::New(env, "digestRecData(out: 32-byte Buffer, minData, flagsMask)").ThrowAsJavaScriptException();
+  constexpr size_t kFlagsOffset = 16;
+  RecDataDigest* digest = DigestState(info);
+  if (digest == nullptr) return env.Undefined();
+  if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "digestRecData(state, minData, flagsMask, fromChain, sliceBytes)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   const uint32_t min_data = info[1].As<Napi::Number>().Uint32Value();
   const uint32_t flags_mask = info[2].As<Napi::Number>().Uint32Value();
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    Napi::Error::New(env, "digest of " + h.store->path() + ": cannot start SHA-256").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  const uint32_t from = info[3].As<Napi::Number>().Uint32Value();
+  const double slice = info[4].As<Napi::Number>().DoubleValue();
+  const size_t slice_bytes = slice >= static_cast<double>(SIZE_MAX) ? SIZE_MAX : static_cast<size_t>(std::max(slice, 1.0));
   // Records are gathered into a chunk and hashed a chunk at a time: one update per record
   // field would cost more than the hashing.
   constexpr size_t kChunk = 256 * 1024;
   std::string chunk;
   chunk.reserve(kChunk);
-  bool hashed = true;
-  uint64_t count = 0, unusual = 0;
   auto flush = [&] {
-    hashed = hashed && EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size()) == 1;
+    digest->hashed = digest->hashed && EVP_DigestUpdate(digest->ctx.get(), chunk.data(), chunk.size()) == 1;
     chunk.clear();
   };
+  uint64_t count = 0;
+  uint32_t next = 0;
   Status s = h.store->TraverseChains([&](Span key, Span data) {
     const RecDataHead head(key, data);
     chunk.append(reinterpret_cast<const char*>(head.fields), sizeof(head.fields));
@@ -447,20 +476,34 @@ Napi::Value DigestRecData(const Napi::CallbackInfo& info, Handle& h) {
     chunk.append(reinterpret_cast<const char*>(data.data), data.size);
     uint32_t flags = 0;
     if (data.size >= kFlagsOffset + 4) std::memcpy(&flags, data.data + kFlagsOffset, 4);
-    if (data.size <= min_data || (flags & flags_mask) != 0) unusual++;
+    if (data.size <= min_data || (flags & flags_mask) != 0) digest->unusual++;
     if (chunk.size() >= kChunk) flush();
     return true;
-  }, &count);
+  }, &count, from, slice_bytes, &next);
   if (s != Status::kOk) return StatusValue(env, s);
   flush();
+  digest->count += count;
+  return Napi::Number::New(env, next);
+}
+
+// finishRecDataDigest(state, out): writes the SHA-256 into the 32-byte `out`; returns [records, unusual].
+Napi::Value FinishRecDataDigest(const Napi::CallbackInfo& info, Handle& h) {
+  Napi::Env env = info.Env();
+  constexpr size_t kDigestBytes = 32;
+  RecDataDigest* digest = DigestState(info);
+  if (digest == nullptr) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != kDigestBytes) {
+    Napi::TypeError::New(env, "finishRecDataDigest(state, out: 32-byte Buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   unsigned int length = 0;
-  if (!hashed || EVP_DigestFinal_ex(ctx.get(), info[0].As<Napi::Buffer<uint8_t>>().Data(), &length) != 1 || length != kDigestBytes) {
+  if (!digest->hashed || EVP_DigestFinal_ex(digest->ctx.get(), info[1].As<Napi::Buffer<uint8_t>>().Data(), &length) != 1 || length != kDigestBytes) {
     Napi::Error::New(env, "digest of " + h.store->path() + ": SHA-256 failed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::Number::New(env, static_cast<double>(count)));
-  result.Set(1u, Napi::Number::New(env, static_cast<double>(unusual)));
+  result.Set(0u, Napi::Number::New(env, static_cast<double>(digest->count)));
+  result.Set(1u, Napi::Number::New(env, static_cast<double>(digest->unusual)));
   return result;
 }
 
@@ -538,7 +581,9 @@ constexpr MethodEntry kMethods[] = {
     {"traverse", Bound<Traverse>},
     {"traverseReadBatched", Bound<TraverseReadBatched>},
     {"traverseRecBuffers", Bound<TraverseRecBuffers>},
+    {"newRecDataDigest", Bound<NewRecDataDigest>},
     {"digestRecData", Bound<DigestRecData>},
+    {"finishRecDataDigest", Bound<FinishRecDataDigest>},
     {"seqnum", Bound<Seqnum>},
     {"enableSeqnum", Bound<EnableSeqnum>},
     {"incrementSeqnum", Bound<IncrementSeqnum>},

@@ -1,6 +1,7 @@
 // The record streams of a recovery: DB_PULL sends a frozen database's records out as
 // rec_buffer messages, DB_PUSH stores incoming rec_buffer messages into it.
 import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { LtdbFlag, type RecordsDigest } from '../protocol';
 import { recordOffsets } from '../protocol/rec-buffer';
 import { LTDB_HEADER_SIZE } from '../protocol/types';
@@ -53,11 +54,24 @@ export function pullRecords(db: ClusterDatabase, limit: number, send: (buffer: B
  * are cleared): only when there are none may a recovery skip the pull of a copy that every node
  * holds alike.
  */
-export function digestRecords(db: ClusterDatabase): RecordsDigest {
+export async function digestRecords(db: ClusterDatabase): Promise<RecordsDigest> {
   db.requireFrozen('digest records');
   if (recordsInvalid(db)) return { records: 0, unusual: 0, digest: EMPTY_DIGEST };
-  return db.file.digestRecData(LTDB_HEADER_SIZE, LtdbFlag.RO_FLAGS);
+  // In slices: 100k records take tens of milliseconds, which the daemon would otherwise deny
+  // everyone else (other databases' recoveries wait there for their freeze and their pulls).
+  const transaction = db.transactionId;
+  const digest = db.file.recDataDigest(LTDB_HEADER_SIZE, LtdbFlag.RO_FLAGS);
+  while (!digest.step(DIGEST_SLICE_BYTES)) {
+    await nextTurn();
+    // Only a recovery writes to a frozen database, and this one not before it has the digest.
+    db.requireFrozen('digest records');
+    if (db.transactionId !== transaction) throw new Error(`database ${db.name}: its recovery transaction changed during the digest`);
+  }
+  return digest.result();
 }
+
+/** Bytes of records DB_DIGEST hashes between turns of the event loop: about a millisecond's worth. */
+const DIGEST_SLICE_BYTES = 256 * 1024;
 
 const EMPTY_DIGEST = createHash('sha256').digest();
 

@@ -22,6 +22,9 @@ export interface NativeTdbInfo {
 }
 
 /** The methods of one open tdb file, bound to it natively (no handle argument to check). */
+/** A SHA-256 being built natively (an External). */
+export type RecDataDigestState = { readonly __recDataDigest: unique symbol };
+
 export interface NativeTdbHandle {
   close(): void;
   fetchInto(key: Buffer, out: Buffer, offset: number): number;
@@ -46,8 +49,11 @@ export interface NativeTdbHandle {
   traverse(write: boolean, fn: (key: Buffer, data: Buffer) => boolean | void): number;
   traverseReadBatched(fn: (batch: Buffer) => boolean | void, fromChain?: number): number;
   traverseRecBuffers(fn: (buffer: Buffer, records: number) => boolean | void, limit: number): number;
-  /** [records, unusual], or -status. */
-  digestRecData(out: Buffer, minData: number, flagsMask: number): [number, number] | number;
+  newRecDataDigest(): RecDataDigestState;
+  /** The chain to go on from (hash size: done), or -status. */
+  digestRecData(state: RecDataDigestState, minData: number, flagsMask: number, fromChain: number, sliceBytes: number): number;
+  /** [records, unusual]; the digest goes into `out` (32 bytes). */
+  finishRecDataDigest(state: RecDataDigestState, out: Buffer): [number, number];
   seqnum(): number;
   enableSeqnum(): void;
   incrementSeqnum(): void;

@@ -64,6 +64,18 @@ function eachRecord(fn: TraverseCallback): (batch: Buffer) => boolean {
   };
 }
 
+export interface RecDataDigestResult {
+  records: number;
+  unusual: number;
+  digest: Buffer;
+}
+
+/** See TdbFile.recDataDigest. */
+export interface RecDataDigest {
+  step(sliceBytes: number): boolean;
+  result(): RecDataDigestResult;
+}
+
 export class TdbFile {
   #handle: NativeTdbHandle | undefined;
   // Set while traverseRead callbacks run: they may not write (the last batch is delivered
@@ -244,16 +256,32 @@ export class TdbFile {
    * counts records whose data is at most `minData` bytes or has a bit of `flagsMask` in its u32
    * at offset 16.
    */
-  digestRecData(minData: number, flagsMask: number): { records: number; unusual: number; digest: Buffer } {
-    const digest = Buffer.alloc(32);
-    let counts: [number, number] = [0, 0];
-    this.#readTraverse(() => {
-      const result = this.#h().digestRecData(digest, minData, flagsMask);
-      if (typeof result === 'number') return result;
-      counts = result;
-      return 0;
-    });
-    return { records: counts[0], unusual: counts[1], digest };
+  digestRecData(minData: number, flagsMask: number): RecDataDigestResult {
+    const digest = this.recDataDigest(minData, flagsMask);
+    while (!digest.step(Number.POSITIVE_INFINITY));
+    return digest.result();
+  }
+
+  /**
+   * digestRecData in steps, for a caller that serves others in between: each step() hashes the
+   * chains holding about `sliceBytes` of records and says whether the walk is complete. The
+   * file must not change until it is (the digest would describe no moment of it).
+   */
+  recDataDigest(minData: number, flagsMask: number): RecDataDigest {
+    const state = this.#h().newRecDataDigest();
+    let next = 0;
+    return {
+      step: (sliceBytes) => {
+        if (next < this.hashSize) next = this.#readTraverse(() => this.#h().digestRecData(state, minData, flagsMask, next, sliceBytes));
+        return next >= this.hashSize;
+      },
+      result: () => {
+        if (next < this.hashSize) throw new Error(`${this.path}: digest taken before the walk is complete`);
+        const digest = Buffer.alloc(32);
+        const [records, unusual] = this.#h().finishRecDataDigest(state, digest);
+        return { records, unusual, digest };
+      },
+    };
   }
 
   /** Runs a native read traverse whose callbacks may not write. */

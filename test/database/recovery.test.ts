@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { ControlCode, LtdbFlag } from '../../src/protocol';
+import { TdbFile } from '../../src/store';
 import { useTestCluster } from '../harness/cluster';
 import { localRecords, seedNode, seqnumRecord, waitForNormal, type SeedRecord } from '../recovery/helpers';
 
@@ -96,6 +97,32 @@ describe('ctdb recover on three nodes of ours', () => {
     expect((await localRecords(cluster(), 2, 'recover_pers.tdb')).get('p7')?.value).toBe('p7-from-1');
     const vol = await localRecords(cluster(), 2, 'recover_vol.tdb');
     expect([...vol].map(([k, r]) => [k, r.value]).sort()).toEqual([...before].map(([k, r]) => [k, r.value]).sort());
+  }, 180_000);
+
+  it('DB_DIGEST hashes a large database in slices: the daemon answers other controls meanwhile, and the digest is the whole file\'s', async () => {
+    const persId = await attach('digest_big.tdb', true);
+    const value = (i: number): string => `value-${i}-${'x'.repeat(100)}`;
+    await seedNode(client, 0, persId, [seqnumRecord(2n), ...Array.from({ length: 20_000 }, (_, i) => ({ key: `big${i}`, rsn: 1n, dmaster: 0, value: value(i), flags: 0 }))]);
+    const answered: string[] = [];
+    await client.call(0, ControlCode.DB_FREEZE, persId);
+    let digest;
+    try {
+      const digesting = client.call(0, ControlCode.DB_DIGEST, persId).then(({ reply }) => (answered.push('DB_DIGEST'), reply));
+      const recmode = client.control(0, ControlCode.GET_RECMODE, Buffer.alloc(0)).then(() => answered.push('GET_RECMODE'));
+      [digest] = await Promise.all([digesting, recmode]);
+    } finally {
+      await client.call(0, ControlCode.DB_THAW, persId);
+    }
+    expect(answered).toEqual(['GET_RECMODE', 'DB_DIGEST']);
+    const { reply: path } = await client.call(0, ControlCode.GETDBPATH, persId);
+    if (path === null) expect.fail('no path for digest_big.tdb');
+    const file = TdbFile.open(path, { access: 'r' });
+    try {
+      expect(digest).toEqual(file.digestRecData(24, LtdbFlag.RO_FLAGS));
+    } finally {
+      file.close();
+    }
+    expect(digest.records).toBe(20_001);
   }, 180_000);
 
   it('a persistent database every node holds alike is neither pulled nor pushed; a node that differs is', async () => {

@@ -224,6 +224,13 @@ describe('records', () => {
       db.traverseRead((_key, data) => void (unusual += data.length <= 24 || (data.readUInt32LE(16) & 0x0f000000) !== 0 ? 1 : 0));
       const before = hash.digest();
       expect(db.digestRecData(24, 0x0f000000)).toEqual({ records: 3000, unusual, digest: before });
+      // The same in steps of a few records each.
+      const stepped = db.recDataDigest(24, 0x0f000000);
+      expect(() => stepped.result()).toThrow(/before the walk is complete/);
+      let steps = 1;
+      while (!stepped.step(500)) steps++;
+      expect(steps).toBeGreaterThan(100);
+      expect(stepped.result()).toEqual({ records: 3000, unusual, digest: before });
       // Multiples of 7, and of 11 but not of 77.
       expect(unusual).toBe(429 + 273 - 39);
       db.store('key-1', Buffer.alloc(41, 1));

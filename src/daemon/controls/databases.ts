@@ -168,7 +168,7 @@ export const databaseControls: HandlerTable = {
     const limit = daemon.tunables.values.RecBufferSizeLimit;
     return { reply: pullRecords(db, limit, (buffer) => daemon.sendMessage(request.srcnode, srvid, buffer)) };
   },
-  [ControlCode.DB_DIGEST]: (dbId, { daemon }) => ({ reply: digestRecords(daemon.databases.require(dbId)) }),
+  [ControlCode.DB_DIGEST]: async (dbId, { daemon }) => ({ reply: await digestRecords(daemon.databases.require(dbId)) }),
   [ControlCode.DB_PUSH_START]: ({ dbId, srvid }, { daemon }) => {
     const db = daemon.databases.require(dbId);
     db.requireFrozen('start a push');
