@@ -21,10 +21,10 @@ export interface NativeTdbInfo {
   inTransaction: boolean;
 }
 
-/** The methods of one open tdb file, bound to it natively (no handle argument to check). */
 /** A SHA-256 being built natively (an External). */
 export type RecDataDigestState = { readonly __recDataDigest: unique symbol };
 
+/** The methods of one open tdb file, bound to it natively (no handle argument to check). */
 export interface NativeTdbHandle {
   close(): void;
   fetchInto(key: Buffer, out: Buffer, offset: number): number;
