@@ -3,6 +3,7 @@
 import { DbFlag } from '../protocol';
 import { TdbFile, TdbFlag } from '../store';
 import { DatabaseStatistics } from './db-statistics';
+import { ReadOnlyTracking } from './readonly-tracking';
 
 export interface DatabaseSpec {
   readonly id: number;
@@ -43,6 +44,7 @@ export class ClusterDatabase {
   #freezing: { promise: Promise<void>; cancel: (why: string) => void } | null = null;
   /** The tid of the open recovery transaction, or null. */
   #transactionId: number | null = null;
+  #readonlyTracking: ReadOnlyTracking | null = null;
 
   private constructor(spec: DatabaseSpec, file: TdbFile) {
     this.id = spec.id;
@@ -86,6 +88,18 @@ export class ClusterDatabase {
 
   get transactionId(): number | null {
     return this.#transactionId;
+  }
+
+  /** Who holds read-only copies of its records; null until READONLY is set. */
+  get readonlyTracking(): ReadOnlyTracking | null {
+    return this.#readonlyTracking;
+  }
+
+  /** SET_DB_READONLY: opens the tracking file first, so a database never has the flag without it. */
+  setReadonly(hashSize: number): ReadOnlyTracking {
+    this.#readonlyTracking ??= ReadOnlyTracking.open(this.path, hashSize);
+    this.flags |= DbFlag.READONLY;
+    return this.#readonlyTracking;
   }
 
   enableSeqnum(): void {
@@ -196,6 +210,7 @@ export class ClusterDatabase {
 
   close(): void {
     this.thaw();
+    this.#readonlyTracking?.close();
     this.file.close();
   }
 

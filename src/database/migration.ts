@@ -24,6 +24,7 @@ import { fetchRecord, storeRecord } from './record-store';
 import { StickyRecords } from './sticky-records';
 import { hopCountBucket } from './db-statistics';
 import { ReadOnlyDelegations } from './readonly-delegations';
+import type { ReadOnlyTracking } from './readonly-tracking';
 import type { DeletionQueue, LocalRecord, RecordContext } from './record-store';
 
 export interface MigrationHost {
@@ -485,7 +486,7 @@ export class MigrationEngine {
     if ((header.flags & LtdbFlag.RO_REVOKE_COMPLETE) !== 0) {
       header.flags &= ~LtdbFlag.RO_FLAGS;
       storeRecord(this.#ctx(), db, key, header, record.data);
-      this.#delegations.clear(db, key);
+      db.readonlyTracking?.clear(key);
       this.#host.statistics().totalRoRevokes++;
       db.statistics.roRevokes++;
     }
@@ -517,7 +518,7 @@ export class MigrationEngine {
       rsn: header.rsn - 1n,
       flags: (header.flags & ~LtdbFlag.RO_FLAGS) | LtdbFlag.MIGRATED_WITH_DATA,
     };
-    const answers = await Promise.all(this.#delegations.holders(db, key).map((pnn) => this.#host.updateRecord(pnn, db, key, revoked, data)));
+    const answers = await Promise.all((db.readonlyTracking?.holders(key) ?? []).map((pnn) => this.#host.updateRecord(pnn, db, key, revoked, data)));
     const ok = answers.every((a) => a);
     const finish = (): void => {
       if (!db.file.isOpen) return;
@@ -545,12 +546,13 @@ export class MigrationEngine {
   /** The dmaster hands out a read-only copy: rsn moves by 3 on the first delegation. */
   #delegate(db: ClusterDatabase, c: ReqCall, record: LocalRecord): void {
     const { header, data } = record;
+    // Noted first: a holder the tracking file could not take would never be revoked.
+    (db.readonlyTracking as ReadOnlyTracking).addHolder(c.key, c.header.srcnode);
     if ((header.flags & LtdbFlag.RO_HAVE_DELEGATIONS) === 0) {
       header.rsn += 3n;
       header.flags |= LtdbFlag.RO_HAVE_DELEGATIONS;
       storeRecord(this.#ctx(), db, c.key, header, data);
     }
-    this.#delegations.addHolder(db, c.key, c.header.srcnode);
     const copy: LtdbHeader = {
       ...header,
       rsn: header.rsn - 2n,
@@ -585,7 +587,7 @@ export class MigrationEngine {
     this.#waitingForThaw.delete(db);
     for (const run of waiting ?? []) setImmediate(run);
     this.#dmasterInProgress.delete(db);
-    this.#delegations.recovered(db);
+    db.readonlyTracking?.wipe(); // recovery stripped every delegation
     let resent = 0;
     for (const pending of [...this.#pending.values()]) {
       if (pending.db !== db) continue;

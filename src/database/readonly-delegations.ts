@@ -1,8 +1,7 @@
 // Read-only delegations (databases with the READONLY flag): the dmaster of a record may hand
-// read-only copies to other nodes instead of migrating it. It remembers who holds copies; a write
-// call then first revokes them all (UPDATE_RECORD to every holder) while calls for the record
-// wait. ctdbd keeps the holders in a `<db>.RO` tdb that only it reads; here they live in memory
-// (a volatile database does not outlive the daemon anyway, and recovery forgets them).
+// read-only copies to other nodes instead of migrating it, noting the holders in the database's
+// ReadOnlyTracking. A write call then first revokes them all (UPDATE_RECORD to every holder);
+// calls for the record wait here meanwhile.
 import type { ClusterDatabase } from './database';
 
 interface Waiting {
@@ -14,32 +13,7 @@ interface Waiting {
 const READONLY_GRACE_MS = 1000;
 
 export class ReadOnlyDelegations {
-  readonly #holders = new Map<ClusterDatabase, Map<string, Set<number>>>();
   readonly #revoking = new Map<ClusterDatabase, Map<string, Waiting[]>>();
-
-  addHolder(db: ClusterDatabase, key: Buffer, pnn: number): void {
-    let byKey = this.#holders.get(db);
-    if (byKey === undefined) {
-      byKey = new Map();
-      this.#holders.set(db, byKey);
-    }
-    const id = key.toString('latin1');
-    let nodes = byKey.get(id);
-    if (nodes === undefined) {
-      nodes = new Set();
-      byKey.set(id, nodes);
-    }
-    nodes.add(pnn);
-  }
-
-  holders(db: ClusterDatabase, key: Buffer): number[] {
-    return [...(this.#holders.get(db)?.get(key.toString('latin1')) ?? [])];
-  }
-
-  /** The revoke finished: nobody holds a copy any more. */
-  clear(db: ClusterDatabase, key: Buffer): void {
-    this.#holders.get(db)?.delete(key.toString('latin1'));
-  }
 
   /** Marks a revoke of the record as running; calls for it then wait through defer(). */
   startRevoke(db: ClusterDatabase, key: Buffer): void {
@@ -73,13 +47,8 @@ export class ReadOnlyDelegations {
     }
   }
 
-  /** Recovery strips every delegation: the holder lists go. */
-  recovered(db: ClusterDatabase): void {
-    this.#holders.delete(db);
-  }
-
+  /** A detached or closed database: calls waiting for a revoke run (and find it gone). */
   forget(db: ClusterDatabase): void {
-    this.#holders.delete(db);
     const byKey = this.#revoking.get(db);
     this.#revoking.delete(db);
     for (const waiting of byKey?.values() ?? []) for (const call of waiting) setImmediate(call.run);

@@ -1,16 +1,20 @@
 // Record migration between nodes: the ctdb tool's record commands against ours and the real
 // ctdbd side by side, and a counter record fetched in a ring through 3 nodes by many clients,
 // every fetch a migration, with no lost update.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtdbClient } from '../../src/client/ctdb-client';
 import { fetchRecordHere, updateRecord } from '../../src/client/fetch-lock';
 import { CallFlag, CallId, ControlCode, LtdbFlag, Pnn } from '../../src/protocol';
-import { fetchLtdbRecord } from '../../src/store';
+import { TdbFile, fetchLtdbRecord } from '../../src/store';
 import { lmasterOf } from '../../src/database/lmaster';
 import { useTestCluster } from '../harness/cluster';
 import { closeNodeViews, openOnEveryNode } from './node-views';
 import type { NodeView } from './node-views';
 import { compareTool, useSideBySide } from '../integration/tool-compat';
+
+const run = promisify(execFile);
 
 describe('ctdb record commands: ours and the real ctdbd, 3 nodes', () => {
   const { ours, real } = useSideBySide(3);
@@ -208,15 +212,31 @@ describe.each(['ours', 'real'] as const)('read-only delegations (%s)', (impl) =>
       const owner = fetchLtdbRecord(views[0].file, key)!.header;
       expect(owner.flags & LtdbFlag.RO_HAVE_DELEGATIONS).toBe(LtdbFlag.RO_HAVE_DELEGATIONS);
       expect(owner.rsn).toBe(before.rsn + 3n);
+      // The dmaster notes the holders in `<file>.RO`: the key, with bits 1 and 2 of a bitmap.
+      const tracking = `${(await views[0].client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply}.RO`;
+      expect((await run('tdbdump', [tracking])).stdout).toBe(`{\nkey(${key.length}) = "${key}"\ndata(1) = "\\06"\n}\n`);
+      const tracked = TdbFile.open(tracking, { access: 'r' });
+      expect(tracked.info.hashSize).toBe(Number((await cluster().ctdb(0, ['getvar', 'DatabaseHashSize'])).stdout.split('=')[1]));
+      tracked.close();
 
       await updateRecord(views[1].client, views[1].file, dbId, key, () => Buffer.from('second'));
       const revoked = fetchLtdbRecord(views[2].file, key)!;
       expect(revoked.header.flags & LtdbFlag.RO_FLAGS).toBe(0);
       expect(fetchLtdbRecord(views[1].file, key)!.header.flags & LtdbFlag.RO_FLAGS).toBe(0);
       expect((await cluster().ctdb(2, ['readkey', 'ro.tdb', key.toString()])).stdout).toBe('Data: size:6 ptr:[second]\n');
+      expect((await run('tdbdump', [tracking])).stdout).toBe(''); // the revoke is over
       const stats = (await cluster().ctdb(0, ['statistics'])).stdout;
       expect(Number(/total_ro_delegations\s+(\d+)/.exec(stats)?.[1])).toBe(2);
       expect(Number(/total_ro_revokes\s+(\d+)/.exec(stats)?.[1])).toBe(1);
+
+      // A recovery strips every delegation, and empties the tracking file with them. (readkey
+      // migrated the record to node 2, which now hands node 0 a copy.)
+      await views[0].client.recordCall({ dbId, callId: CallId.FETCH_FUNC, key, flags: CallFlag.WANT_READONLY });
+      const newOwner = `${(await views[2].client.call(Pnn.CURRENT_NODE, ControlCode.GETDBPATH, dbId)).reply}.RO`;
+      expect((await run('tdbdump', [newOwner])).stdout).toBe(`{\nkey(${key.length}) = "${key}"\ndata(1) = "\\01"\n}\n`);
+      expect((await cluster().ctdb(0, ['recover'])).code).toBe(0);
+      await cluster().waitUntilHealthy();
+      expect((await run('tdbdump', [newOwner])).stdout).toBe('');
     } finally {
       closeNodeViews(views);
     }

@@ -7,6 +7,7 @@ import type { Subscriber } from '../srvid-table';
 import { PushSession, digestRecords, pullRecords } from '../../database/record-transfer';
 import { fetchLtdbRecord, storeLtdbRecord } from '../../store';
 import { lmasterOf } from '../../database/lmaster';
+import type { ClusterDatabase } from '../../database/database';
 import type { ControlContext, HandlerTable, Outcome } from './types';
 import { OK } from './types';
 import { vacuumingOf } from './vacuum';
@@ -81,12 +82,16 @@ function announceAttach(d: Daemon, opcode: AttachCode, request: ControlRequest):
   });
 }
 
-/** Read-only delegations and sticky records exist for volatile databases only. */
-function volatileFlagHandler(flag: number, what: string) {
+/** SET_DB_READONLY / SET_DB_STICKY: volatile databases only; setting a flag again does nothing. */
+function volatileFlagHandler(flag: number, what: string, set: (db: ClusterDatabase, daemon: Daemon) => void) {
   return (dbId: number, { daemon }: ControlContext): Outcome<never> => {
     const db = daemon.databases.require(dbId);
-    if (!db.volatile) return { error: `cannot set ${what} on non-volatile database ${db.name}` };
-    db.flags |= flag;
+    if ((db.flags & flag) !== 0) return OK;
+    if (!db.volatile) {
+      daemon.logger.error(`Non-volatile databases do not support ${what} flag`);
+      return { error: `cannot set ${what} on non-volatile database ${db.name}` };
+    }
+    set(db, daemon);
     return OK;
   };
 }
@@ -124,8 +129,15 @@ export const databaseControls: HandlerTable = {
     return OK;
   },
   [ControlCode.GET_DB_SEQNUM]: (dbId, { daemon }) => ({ reply: databaseSeqnum(daemon, dbId) }),
-  [ControlCode.SET_DB_READONLY]: volatileFlagHandler(DbFlag.READONLY, 'readonly'),
-  [ControlCode.SET_DB_STICKY]: volatileFlagHandler(DbFlag.STICKY, 'sticky'),
+  [ControlCode.SET_DB_READONLY]: volatileFlagHandler(DbFlag.READONLY, 'readonly', (db, daemon) => {
+    const tracking = db.setReadonly(daemon.tunables.values.DatabaseHashSize);
+    daemon.logger.notice(`OPENED tracking database : '${tracking.path}'`);
+    daemon.logger.notice(`Readonly property set on DB ${db.name}`);
+  }),
+  [ControlCode.SET_DB_STICKY]: volatileFlagHandler(DbFlag.STICKY, 'sticky', (db, daemon) => {
+    db.flags |= DbFlag.STICKY;
+    daemon.logger.notice(`set db sticky ${db.name}`);
+  }),
 
   // Every database (an inactive node's recovery daemon asks for this); replies once all are locked.
   [ControlCode.FREEZE]: async (_req, { daemon }) => {
