@@ -20,7 +20,7 @@ import { CtdbClient } from '../src/client/ctdb-client';
 import { ControlCode, INVALID_GENERATION, LMASTER_ANY, MESSAGE_HEADROOM, PACKET_TAILROOM, Srvid, frameMessage } from '../src/protocol';
 import type { ControlReplies, ControlRequests, RecordsDigest } from '../src/protocol';
 import { NodeControls, NodeFailure, settleInOrder } from '../src/recovery/node-controls';
-import { RecBufferPacker, type HeaderRewrite } from '../src/protocol/rec-buffer';
+import { RecBufferPacker } from '../src/protocol/rec-buffer';
 import { ALL_NODES, DEFAULT_MEMORY_BUDGET, MemoryBudget, MergingStage, fromNode, highestRsn, type MergeRule, type Outcome, type PushPlan } from './staging-store';
 import { CANCEL_MESSAGE, type PhaseMessage, type RecoverDbResult, type RecoverDbTask, type RecoveryPhase } from './types';
 
@@ -133,7 +133,7 @@ class DatabaseRecovery {
     const plan = stage.plan(recipe.outcome);
     const wiped = t.activeNodes.filter((_, p) => plan.wipe[p]);
     await this.#phase('wipe', () => this.#on(wiped, ControlCode.WIPE_DATABASE, transdb));
-    const pushed = await this.#phase('push', () => this.#push(plan, recipe.outcome.rewrite));
+    const pushed = await this.#phase('push', () => this.#push(plan));
     await this.#phase('commit', () => this.#onAll(ControlCode.DB_TRANSACTION_COMMIT, transdb));
     await this.#phase('thaw', () => this.#onAll(ControlCode.DB_THAW, t.dbId));
     return { ...pushed, wipedNodes: wiped.length, pulledNodes };
@@ -256,7 +256,7 @@ class DatabaseRecovery {
   }
 
   /** DB_PUSH_START everywhere, each node's records as the plan says, DB_PUSH_CONFIRM of each node's count. */
-  async #push(plan: PushPlan, rewrite: HeaderRewrite | null): Promise<Omit<Pushed, 'wipedNodes' | 'pulledNodes'>> {
+  async #push(plan: PushPlan): Promise<Omit<Pushed, 'wipedNodes' | 'pulledNodes'>> {
     const t = this.task;
     const client = this.#connected();
     const srvid = streamSrvid(t.dbId, PUSH_STREAM);
@@ -265,7 +265,7 @@ class DatabaseRecovery {
     const packers = t.activeNodes.map((pnn) => {
       const header = client.messageHeader(pnn);
       const framing = { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room: Buffer, length: number) => frameMessage(room, length, header, srvid) };
-      return new RecBufferPacker(t.dbId, t.recBufferSizeLimit, plan.rewritten ? null : rewrite, framing);
+      return new RecBufferPacker(t.dbId, t.recBufferSizeLimit, framing);
     });
     const sent: [RecBufferPacker, Buffer][] = [];
     const deliveries = plan.deliveries();

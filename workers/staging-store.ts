@@ -138,12 +138,13 @@ export interface Outcome {
  */
 export interface PushPlan {
   wipe: boolean[];
-  /** Yields, per survivor some node lacks, the mask of those nodes; `record` then locates it. Once per plan (see rewritten). */
+  /**
+   * Yields, per survivor some node lacks, the mask of those nodes; `record` then locates it,
+   * with the outcome's header rewrite done (in the staged bytes: once per plan).
+   */
   deliveries(): Generator<number>;
   /** The current survivor's rec_data: `length` bytes at `offset` of `buffer` (reused between steps). */
   readonly record: RecordRef;
-  /** Whether `record` comes with the outcome's header rewrite done (else the packer does it). */
-  readonly rewritten: boolean;
   /** How many records every node holds afterwards (known once deliveries() is done). */
   survivors(): number;
 }
@@ -361,7 +362,6 @@ class MemoryStage {
           yield mask;
         }
       },
-      rewritten: true,
       survivors: () => survivors,
     };
   }
@@ -546,11 +546,12 @@ export class MergingStage {
     return {
       wipe: new Array<boolean>(this.options.nodes).fill(true),
       record,
-      rewritten: false,
       *deliveries() {
         for (const [winner, position] of stage.entries()) {
           if ((outcome.source !== null && position !== outcome.source) || isEmptyAt(winner, 0)) continue;
           survivors++;
+          // Each winner comes once, as LMDB's copy or the staged bytes: rewritten where it lies.
+          if (outcome.rewrite !== null) rewriteHeader(winner, 0, outcome.rewrite);
           record.buffer = winner;
           record.length = winner.length;
           yield ALL_NODES;

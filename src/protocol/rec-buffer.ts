@@ -107,7 +107,8 @@ const UNFRAMED: PackerFraming = { headroom: 0, tailroom: 0, frame: (room, length
 /**
  * Packs staged records into rec_buffers of at most about `limit` bytes (a buffer is closed
  * once it passes the limit, as ctdb_recovery_helper does, so one record may overshoot it).
- * Records that follow each other in their source are copied in one piece.
+ * Records go in as they are (a push plan has rewritten their headers already); those that
+ * follow each other in their source are copied in one piece.
  */
 export class RecBufferPacker {
   #out: Buffer | null = null;
@@ -125,7 +126,6 @@ export class RecBufferPacker {
   constructor(
     private readonly dbId: number,
     private readonly limit: number,
-    private readonly rewrite: HeaderRewrite | null,
     private readonly framing: PackerFraming = UNFRAMED,
   ) {}
 
@@ -170,8 +170,6 @@ export class RecBufferPacker {
     const out = this.#room(length);
     const start = this.framing.headroom + this.#size;
     source.copy(out, start, this.#runStart, this.#runEnd);
-    const end = start + length;
-    if (this.rewrite !== null) for (let at = start; at < end; at += out.readUInt32LE(at)) rewriteHeader(out, at, this.rewrite);
     this.#size += length;
     this.#runSource = null;
   }

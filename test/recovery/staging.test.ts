@@ -57,9 +57,9 @@ describe('rec_buffer walking', () => {
 });
 
 describe('rec_buffer packing', () => {
-  it('closes a buffer once it passes the limit and rewrites volatile headers', () => {
+  it('closes a buffer once it passes the limit, records copied as they are', () => {
     const records = walk(buffer(Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, rsn: i, dmaster: 2, value: 'v'.repeat(50), flags: LtdbFlag.RO_FLAGS }))));
-    const packer = new RecBufferPacker(DB, 200, { dmaster: 0 });
+    const packer = new RecBufferPacker(DB, 200);
     const out = [...records.map((r) => packer.add(r)), packer.finish()].filter((b): b is Buffer => b !== null);
     // Records are 92 bytes: a buffer closes at its third (8 + 3 × 92 > 200), so 3 + 3 + 3 + 1.
     expect(out.map((b) => b.readUInt32LE(4))).toEqual([3, 3, 3, 1]);
@@ -67,17 +67,12 @@ describe('rec_buffer packing', () => {
     expect(packer.bytes).toBe(out.reduce((s, b) => s + b.length, 0));
     const decoded = out.flatMap((b) => decodeRecBuffer(b).records);
     expect(decoded.map((r) => r.key.toString())).toEqual(records.map((r) => recordKey(r).toString()));
-    for (const r of decoded) {
-      expect(r.data.readUInt32LE(8)).toBe(0);
-      // MIGRATED_WITH_DATA added; read-only flags are the receiving daemon's to strip.
-      expect(r.data.readUInt32LE(16)).toBe((LtdbFlag.RO_FLAGS | LtdbFlag.MIGRATED_WITH_DATA) >>> 0);
-    }
-    // The staged records are untouched.
-    expect(recordDmaster(records[0])).toBe(2);
+    // Headers included: the push plan rewrites them, the packer does not.
+    expect(Buffer.concat(out.map((b) => b.subarray(8)))).toEqual(Buffer.concat(records));
   });
 
-  it('leaves persistent headers alone and has nothing to finish when empty', () => {
-    const packer = new RecBufferPacker(DB, 1_000_000, null);
+  it('has nothing to finish when empty', () => {
+    const packer = new RecBufferPacker(DB, 1_000_000);
     expect(packer.finish()).toBeNull();
     const [record] = walk(buffer([{ key: 'p', rsn: 5, dmaster: 1, value: 'x' }]));
     packer.add(record);
@@ -89,12 +84,12 @@ describe('rec_buffer packing into message packets', () => {
   const header = makeHeader(Operation.REQ_MESSAGE, { destnode: 2, srcnode: 1, reqid: 0 });
   const srvid = 0xf10000001234n;
   const framed = (): RecBufferPacker =>
-    new RecBufferPacker(DB, 200, { dmaster: 0 }, { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room, length) => frameMessage(room, length, header, srvid) });
+    new RecBufferPacker(DB, 200, { headroom: MESSAGE_HEADROOM, tailroom: PACKET_TAILROOM, frame: (room, length) => frameMessage(room, length, header, srvid) });
 
   it('gives the packets sendMessage would send for the same rec_buffers, reusing recycled memory', () => {
     // Record lengths that leave the rec_buffers unaligned, so the packets carry padding.
     const records = walk(buffer(Array.from({ length: 7 }, (_, i) => ({ key: `key${i}`, rsn: i, dmaster: 2, value: 'v'.repeat(45 + i) }))));
-    const plain = new RecBufferPacker(DB, 200, { dmaster: 0 });
+    const plain = new RecBufferPacker(DB, 200);
     const expected = [...records.map((r) => plain.add(r)), plain.finish()].filter((b): b is Buffer => b !== null);
     const packer = framed();
     const packets: Buffer[] = [];
@@ -269,15 +264,14 @@ describe('staging', () => {
       expect(gets).toEqual([['ro', 'stale', 'unmastered'], ['unmastered'], ['ro', 'stale', 'unmastered']]);
     });
 
-    it.each(kinds)('%s: what the packers send carries the rewrite once, whoever applies it', (kind, budget) => {
+    it.each(kinds)('%s: what the packers send carries the rewrite once', (_kind, budget) => {
       const stage = merging(budget);
       stage.add(buffer([{ key: 'a', rsn: 5, dmaster: 1, value: 'from 0', flags: LtdbFlag.RO_FLAGS }]), 0);
       stage.add(buffer([{ key: 'a', rsn: 4, dmaster: 1, value: 'from 1' }, { key: 'b', rsn: 1, dmaster: 2, value: 'from 1' }]), 1);
       stage.settle();
       const rewrite = { dmaster: RM };
       const plan = stage.plan({ source: null, rewrite });
-      expect(plan.rewritten).toBe(kind !== 'in LMDB');
-      const packer = new RecBufferPacker(DB, 1 << 20, plan.rewritten ? null : rewrite);
+      const packer = new RecBufferPacker(DB, 1 << 20);
       for (const _nodes of plan.deliveries()) packer.add(plan.record.buffer, plan.record.offset, plan.record.length);
       const records = decodeRecBuffer(packer.finish() as Buffer).records.sort((x, y) => x.key.compare(y.key));
       expect(records.map((r) => [r.key.toString(), r.data.readUInt32LE(8), r.data.readUInt32LE(16), r.data.subarray(24).toString()])).toEqual([
